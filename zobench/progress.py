@@ -1,0 +1,82 @@
+"""What a user watches during ``zobench run``: cells done and left, and per step the loss,
+step time and peak memory so far, with an ETA (tqdm computes the per-cell one).
+
+Messages come from the cell's child process through the launcher's pipe.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from tqdm import tqdm
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def human_seconds(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Progress:
+    def __init__(self, total_cells: int, stream=sys.stderr):
+        self.total = total_cells
+        self.stream = stream
+        self.done = 0
+        self.durations: list[float] = []
+        self.bar: tqdm | None = None
+        self._t0 = 0.0
+
+    def _print(self, text: str) -> None:
+        tqdm.write(text, file=self.stream)
+
+    def skipped(self, cell_id: str) -> None:
+        self.done += 1
+        self._print(f"[{self.done}/{self.total}] {cell_id}: already has an ok record, skipped (--force reruns)")
+
+    def cell_started(self, cell_id: str) -> None:
+        left = self.total - self.done
+        eta = f", ETA {human_seconds(sum(self.durations) / len(self.durations) * left)}" if self.durations else ""
+        self._print(f"[{self.done + 1}/{self.total}] {cell_id}  ({self.done} done, {left} left{eta})")
+        self._t0 = time.monotonic()
+
+    def handle(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "phase":
+            if data["phase"] == "train":
+                self.bar = tqdm(total=data["steps"], desc="  train", unit="step", file=self.stream,
+                                dynamic_ncols=True, leave=False)
+            else:
+                self._close_bar()
+                self._print(f"  {data['phase']}…")
+        elif kind == "step" and self.bar is not None:
+            self.bar.set_postfix_str(
+                f"loss {data['loss']:.4f}, {data['step_time_s'] * 1000:.0f} ms/step, "
+                f"peak {human_bytes(data['peak_mem_bytes'])}", refresh=False)
+            self.bar.update(1)
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def cell_finished(self, record: dict[str, Any]) -> None:
+        self._close_bar()
+        self.done += 1
+        elapsed = time.monotonic() - self._t0
+        self.durations.append(elapsed)
+        m = record.get("metrics", {})
+        detail = record.get("error") or (
+            f"acc {m.get('step0_accuracy', float('nan')):.3f} → {m.get('accuracy', float('nan')):.3f}, "
+            f"{(m.get('step_time_s') or float('nan')) * 1000:.0f} ms/step, peak {human_bytes(m.get('peak_mem_bytes'))}"
+        )
+        self._print(f"  {record['status']} in {human_seconds(elapsed)}: {detail}")

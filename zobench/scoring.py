@@ -1,0 +1,134 @@
+"""MeZO's scoring of multiple-choice prompts: option log-likelihoods, CE loss, argmax prediction.
+
+Each example becomes one sequence per option (prompt + " " + option). The score of an
+option is the mean log-likelihood of its tokens (length-normalised, as MeZO). Training
+loss is cross-entropy over the option scores; the prediction is the best-scoring option.
+Sequences are left-padded so every option ends at the last position, which lets the
+model compute logits for the last few positions only (``logits_to_keep``) instead of
+the whole sequence: the same for every method, and the vocabulary projection over the
+full prompt is most of the activation memory for short options.
+Usage: ``batch = collate(encode(tokenizer, examples, 256), pad_id)``; ``option_scores(model, batch)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from zobench.tasks import Example
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedExample:
+    sequences: tuple[tuple[int, ...], ...]  # one token-id sequence per option
+    option_lengths: tuple[int, ...]  # how many trailing tokens of each sequence are the option
+    label: int
+
+
+@dataclasses.dataclass
+class Batch:
+    input_ids: torch.Tensor  # (examples·options, length), left-padded
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    option_mask: torch.Tensor  # (examples·options, keep-1): which predicted tokens are option tokens
+    labels: torch.Tensor  # (examples,)
+    n_options: int
+    keep: int  # logits_to_keep
+
+    def to(self, device: torch.device | str) -> "Batch":
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return Batch(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in fields.items()})
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+
+def special_prefix(tokenizer) -> list[int]:
+    """The ids a tokenizer puts before text (Llama's BOS), found by comparing encodings."""
+    with_special = tokenizer("a").input_ids
+    plain = tokenizer("a", add_special_tokens=False).input_ids
+    for start in range(len(with_special) - len(plain) + 1):
+        if with_special[start : start + len(plain)] == plain:
+            return list(with_special[:start])
+    return []
+
+
+def encode(tokenizer, examples: Sequence[Example], max_length: int) -> list[EncodedExample]:
+    """Tokenize prompt+option once per option; left-truncate to ``max_length`` tokens."""
+    prefix = special_prefix(tokenizer)
+    out = []
+    for ex in examples:
+        prompt_ids = tokenizer(ex.prompt, add_special_tokens=False).input_ids
+        seqs, lengths = [], []
+        for option in ex.options:
+            full = tokenizer(f"{ex.prompt} {option}", add_special_tokens=False).input_ids
+            n_option = max(1, len(full) - len(prompt_ids))
+            ids = prefix + full
+            ids = ids[-max_length:]  # keep the option; drop the start of long prompts
+            seqs.append(tuple(ids))
+            lengths.append(min(n_option, len(ids) - 1))
+        out.append(EncodedExample(tuple(seqs), tuple(lengths), ex.label))
+    return out
+
+
+def collate(examples: Sequence[EncodedExample], pad_id: int) -> Batch:
+    n_options = len(examples[0].sequences)
+    if any(len(e.sequences) != n_options for e in examples):
+        raise ValueError("all examples in a batch must have the same number of options")
+    seqs = [s for e in examples for s in e.sequences]
+    lengths = [n for e in examples for n in e.option_lengths]
+    width = max(len(s) for s in seqs)
+    keep = max(lengths) + 1
+    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    option_mask = torch.zeros((len(seqs), keep - 1), dtype=torch.bool)
+    for i, (s, n) in enumerate(zip(seqs, lengths)):
+        input_ids[i, width - len(s) :] = torch.tensor(s)
+        attention_mask[i, width - len(s) :] = 1
+        option_mask[i, keep - 1 - n :] = True
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    labels = torch.tensor([e.label for e in examples])
+    return Batch(input_ids, attention_mask, position_ids, option_mask, labels, n_options, keep)
+
+
+def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
+def option_scores(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """Mean log-likelihood of each option's tokens, shape (examples, options), in fp32."""
+    kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids)
+    if _accepts_logits_to_keep(model):
+        kwargs["logits_to_keep"] = batch.keep
+    logits = model(**kwargs).logits[:, -batch.keep :]
+    targets = batch.input_ids[:, -batch.keep + 1 :]
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    mask = batch.option_mask.to(logprobs.dtype)
+    per_sequence = (logprobs * mask).sum(-1) / mask.sum(-1)
+    return per_sequence.view(-1, batch.n_options)
+
+
+def classification_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """MeZO's train_as_classification loss: CE over the length-normalised option scores."""
+    return F.cross_entropy(option_scores(model, batch), batch.labels)
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, examples: Sequence[EncodedExample], pad_id: int, device, batch_sequences: int) -> float:
+    """Fraction of examples whose best-scoring option is the label; scored in batches."""
+    if not examples:
+        return float("nan")
+    per_batch = max(1, batch_sequences // len(examples[0].sequences))
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(examples), per_batch):
+        batch = collate(examples[start : start + per_batch], pad_id).to(device)
+        correct += int((option_scores(model, batch).argmax(-1) == batch.labels).sum())
+    model.train(was_training)
+    return correct / len(examples)

@@ -1,0 +1,101 @@
+"""Records on disk: one JSON file per cell at ``<results_dir>/runs/<suite>/<cell_id>.json``.
+
+Writes are atomic (temp file in the same folder, fsync, rename), so Ctrl-C, a kill or a
+crash in one cell can never leave another cell's record half-written.
+Usage: ``write_record(results_dir, record)``; ``load_results("results")`` → DataFrame.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from zobench.api import Cell
+
+RESULT_COLUMNS = [
+    "suite", "model", "task", "method", "label", "seed", "status", "accuracy", "dev_accuracy",
+    "step0_accuracy", "step0_dev_accuracy", "peak_mem_bytes", "peak_mem_source", "step_time_s",
+    "forwards_per_step", "forwards_total", "steps_done", "divergence_events", "trainable_params",
+    "synthetic", "dtype", "device", "cell_id", "git_sha", "path",
+]
+
+
+def record_path(results_dir: Path, suite: str, cell_id: str) -> Path:
+    return Path(results_dir) / "runs" / suite / f"{cell_id}.json"
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN/inf: store them as null so every reader can parse the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
+    path = record_path(results_dir, record["cell"]["suite"], record["cell_id"])
+    atomic_write_text(path, json.dumps(_clean(record), indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "schema_version" in record else None
+
+
+def is_done(results_dir: Path, cell: Cell) -> bool:
+    """Resume rule: a stored ``ok`` record for exactly this cell configuration."""
+    record = read_record(record_path(results_dir, cell.suite, cell.cell_id))
+    return bool(record) and record.get("status") == "ok" and record.get("cell") == _clean(cell.to_dict())
+
+
+def iter_records(path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.rglob("*.json"))
+    for file in files:
+        record = read_record(file)
+        if record is not None and "cell" in record:
+            yield file, record
+
+
+def flatten(record: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
+    cell, metrics = record["cell"], record.get("metrics", {})
+    env, data = record.get("env", {}), record.get("data", {})
+    row = {k: metrics.get(k) for k in RESULT_COLUMNS}
+    row.update(suite=cell["suite"], model=cell["model"], task=cell["task"], method=cell["method"],
+               label=cell["label"], seed=cell["seed"], status=record.get("status"),
+               synthetic=data.get("synthetic"), dtype=cell["dtype"], device=env.get("device", cell["device"]),
+               cell_id=record["cell_id"], git_sha=env.get("git_sha"), path=str(path) if path else None)
+    return row
+
+
+def load_results(path: str | os.PathLike):
+    """All records under ``path`` (a results dir, a suite folder or one file) as a DataFrame."""
+    import pandas as pd
+
+    rows = [flatten(record, file) for file, record in iter_records(Path(path))]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
