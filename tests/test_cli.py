@@ -1,0 +1,109 @@
+"""The zobench command end to end on the tiny random model, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+
+def zobench(*args: str, cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env_extra or {})}
+    env.pop("ZOBENCH_DATA_DIR", None)
+    return subprocess.run([sys.executable, "-m", "zobench.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_run_show_report_and_resume(tmp_path):
+    """A smoke run writes one ok record per cell and a report; a second run skips them all."""
+    res = tmp_path / "res"
+    first = zobench("run", "--suite", "smoke", "--results-dir", str(res), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    records = sorted((res / "runs" / "smoke").glob("*.json"))
+    assert [p.stem for p in records] == [
+        "random-tiny-llama--synthetic--floor--s0", "random-tiny-llama--synthetic--ft--s0",
+        "random-tiny-llama--synthetic--mezo--s0"]
+    for path in records:
+        record = json.loads(path.read_text())
+        assert record["status"] == "ok"
+        m = record["metrics"]
+        assert m["steps_done"] == 3 and m["step_time_s"] > 0 and m["peak_mem_bytes"] > 0
+        assert record["data"]["synthetic"] is True and record["data"]["split_sizes"] == {"train": 16, "dev": 8, "test": 8}
+        assert record["env"]["versions"]["torch"] and "git_sha" in record["env"] and record["env"]["dtype"] == "fp32"
+        assert record["method_info"]["variant"]
+    assert (res / "reports" / "smoke.md").is_file()
+    assert "| mezo | ok 1 |" in first.stdout and "× floor" in first.stdout and "SYNTHETIC" in first.stdout
+    assert "train" in first.stderr and "ms/step" in first.stderr  # progress with step time
+
+    again = zobench("run", "--suite", "smoke", "--results-dir", str(res), "--methods", "mezo", cwd=tmp_path)
+    assert again.returncode == 0 and "skipped" in again.stderr
+
+    shown = zobench("show", "--results-dir", str(res), cwd=tmp_path)
+    assert shown.returncode == 0 and "random-tiny-llama--synthetic--ft--s0" in shown.stdout
+
+
+def test_list_names_what_exists(tmp_path):
+    for what, expected in [("methods", "mezo"), ("tasks", "sst2"), ("suites", "quickstart"), ("models", "random:llama2-7b")]:
+        out = zobench("list", what, cwd=tmp_path)
+        assert out.returncode == 0 and expected in out.stdout
+
+
+BAD_SUITES = {
+    "malformed": "name: x\nmodels: [unclosed\n",
+    "unknown-hparam": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods:\n  floor: {}\n  mezo: {lr: 1.0e-3, foo: 1}\n",
+    "wrong-type": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods:\n  floor: {}\n  mezo: {lr: fast}\n",
+    "bad-choice": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods:\n  ft: {optimizer: adam}\n",
+    "unknown-method": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods:\n  magic: {}\n",
+    "unknown-setting": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods: {floor: {}}\nsteeps: 3\n",
+    "wrong-setting-type": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods: {floor: {}}\nsteps: many\n",
+}
+BAD_ARGS = {
+    "unknown-suite": (["--suite", "nope"], "valid suites"),
+    "unknown-method-filter": (["--suite", "smoke", "--methods", "nope"], "its methods"),
+    "unknown-task": (["--suite", "smoke", "--tasks", "nope"], "valid tasks"),
+    "unknown-model": (["--suite", "smoke", "--models", "nope"], "valid"),
+    "unknown-random-model": (["--suite", "smoke", "--models", "random:nope"], "random:tiny-llama"),
+    "bad-seeds": (["--suite", "smoke", "--seeds", "x"], "integers"),
+    "missing-data-dir": (["--suite", "smoke", "--data-dir", "/does/not/exist"], "ZOBENCH_DATA_DIR"),
+    "missing-data": (["--suite", "smoke", "--tasks", "sst2", "--data-dir", "."], "ZOBENCH_DATA_DIR"),
+}
+
+
+def assert_clean_rejection(proc: subprocess.CompletedProcess, results: Path, needle: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert needle in lines[0]
+    assert not results.exists(), "bad input must write nothing"
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SUITES))
+def test_bad_suite_files_exit_2_and_write_nothing(case, tmp_path):
+    suite = tmp_path / f"{case}.yaml"
+    suite.write_text(BAD_SUITES[case])
+    proc = zobench("run", "--suite", str(suite), "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
+    needle = {"malformed": "malformed YAML", "unknown-hparam": "valid: lr", "wrong-type": "must be float",
+              "bad-choice": "valid: adamw, sgd", "unknown-method": "valid methods", "unknown-setting": "valid:",
+              "wrong-setting-type": "must be int"}[case]
+    assert_clean_rejection(proc, tmp_path / "res", needle)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARGS))
+def test_bad_arguments_exit_2_and_write_nothing(case, tmp_path):
+    args, needle = BAD_ARGS[case]
+    proc = zobench("run", *args, "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
+    assert_clean_rejection(proc, tmp_path / "res", needle)
+
+
+def test_readme_test_command_is_what_ci_runs():
+    """.ci/run must call the README's test command verbatim."""
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    command = readme.split("<!-- test-command -->")[1].split("```")[1].strip().removeprefix("bash").strip()
+    assert command and command in ci

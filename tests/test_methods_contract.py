@@ -1,0 +1,61 @@
+"""The contract every method in methods/ must keep; new methods are picked up automatically."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from zobench.models import load_model
+from zobench.registry import make_args, method_module, method_names
+from zobench.scoring import classification_loss
+
+
+def run_steps(name: str, batch, steps: int = 3, seed: int = 0):
+    model, _, _ = load_model("random:tiny-llama", "fp32", "cpu", seed=0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    method = method_module(name).build(model, make_args(name, {}), seed)
+    losses = [method.step(lambda: classification_loss(model, batch)) for _ in range(steps)]
+    return model, method, before, losses
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_losses_are_finite(name, tiny_batch):
+    """Every method's logged loss is a finite float on a healthy model."""
+    _, _, _, losses = run_steps(name, tiny_batch)
+    assert all(isinstance(x, float) and math.isfinite(x) for x in losses)
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_only_trainable_tensors_change(name, tiny_batch):
+    """A method changes exactly the tensors it declares in ``params`` (and at least one of them if any)."""
+    model, method, before, _ = run_steps(name, tiny_batch)
+    declared = {id(p) for p in method.params}
+    changed_declared = 0
+    for n, p in model.named_parameters():
+        if id(p) in declared:
+            changed_declared += not torch.equal(p, before[n])
+        else:
+            assert torch.equal(p, before[n]), f"{name} changed {n}, which it does not declare"
+    if method.params:
+        assert changed_declared > 0, f"{name} declares params but changed none"
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_same_seed_same_losses(name, tiny_batch):
+    """Two runs with the same seed give bit-identical losses; the global RNG state does not matter."""
+    _, _, _, first = run_steps(name, tiny_batch, seed=7)
+    torch.manual_seed(12345)  # a method must not depend on the global RNG
+    _, _, _, second = run_steps(name, tiny_batch, seed=7)
+    assert first == second
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_method_declares_its_interface(name):
+    """Each method file exports VERSION, Args and build, and its step reports forwards per step."""
+    module = method_module(name)
+    assert isinstance(module.VERSION, str) and callable(module.build)
+    model, _, _ = load_model("random:tiny-llama", "fp32", "cpu", seed=0)
+    method = module.build(model, module.Args(), 0)
+    assert method.forwards_per_step >= 1 and isinstance(method.variant, str)

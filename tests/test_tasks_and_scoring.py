@@ -1,0 +1,60 @@
+"""Tasks follow MeZO's protocol; scoring is the same batched or one sequence at a time."""
+
+from __future__ import annotations
+
+import torch
+
+from zobench.scoring import accuracy, collate, encode, option_scores
+from zobench.tasks import get_task, task_names
+
+
+def test_sst2_follows_mezo_sampling(data_dir):
+    """1000 train + 500 dev drawn from train with the data seed; test = the 872 validation rows."""
+    task = get_task("sst2")
+    splits = task.load(data_dir, task.default_sizes, 0)
+    assert splits.sizes == {"train": 1000, "dev": 500, "test": 872}
+    assert all(ex.prompt.endswith(" It was") and ex.options == ("terrible", "great") for ex in splits.train[:50])
+    assert not {e.prompt for e in splits.train} & {e.prompt for e in splits.dev}
+    again = task.load(data_dir, task.default_sizes, 0)
+    assert again.train == splits.train and again.test == splits.test
+    other = task.load(data_dir, task.default_sizes, 1)
+    assert other.train != splits.train
+
+
+def test_synthetic_is_deterministic_balanced_and_disjoint():
+    task = get_task("synthetic")
+    a = task.load(None, task.default_sizes, 0)
+    assert a == task.load(None, task.default_sizes, 0) and task.synthetic
+    for split in (a.train, a.dev, a.test):
+        labels = [e.label for e in split]
+        assert labels.count(0) == labels.count(1)
+    prompts = [{e.prompt for e in s} for s in (a.train, a.dev, a.test)]
+    assert not (prompts[0] & prompts[1] or prompts[0] & prompts[2] or prompts[1] & prompts[2])
+
+
+def test_every_task_declares_a_version():
+    for name in task_names():
+        assert isinstance(get_task(name).version, str)
+
+
+def test_option_tokens_are_the_scored_ones(tiny):
+    """The option length is the number of tokens the option adds after the prompt."""
+    _, tokenizer = tiny
+    task = get_task("synthetic").load(None, {"train": 2, "dev": 2, "test": 2}, 0)
+    enc = encode(tokenizer, task.train, 256)[0]
+    # ByT5 is byte-level: " left" is 5 tokens and " right" 6.
+    assert enc.option_lengths == (5, 6)
+    assert bytes(i - 3 for i in enc.sequences[1][-6:]) == b" right"
+
+
+def test_batched_and_single_scoring_agree(tiny):
+    """Left padding and logits_to_keep do not change scores or predictions."""
+    model, tokenizer = tiny
+    sst_like = get_task("synthetic").load(None, {"train": 2, "dev": 2, "test": 12}, 3).test
+    encoded = encode(tokenizer, sst_like, 256)
+    with torch.no_grad():
+        batched = option_scores(model, collate(encoded, 0))
+        single = torch.cat([option_scores(model, collate([e], 0)) for e in encoded])
+    torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
+    assert torch.equal(batched.argmax(-1), single.argmax(-1))
+    assert accuracy(model, encoded, 0, "cpu", 4) == accuracy(model, encoded, 0, "cpu", 1000)
