@@ -14,7 +14,17 @@ def test_sst2_follows_mezo_sampling(data_dir):
     splits = task.load(data_dir, task.default_sizes, 0)
     assert splits.sizes == {"train": 1000, "dev": 500, "test": 872}
     assert all(ex.prompt.endswith(" It was") and ex.options == ("terrible", "great") for ex in splits.train[:50])
-    assert not {e.prompt for e in splits.train} & {e.prompt for e in splits.dev}
+    # MeZO: np.random.seed(0); perm = np.random.permutation(len(train)); train+dev = perm[:1500], dev = the last 500.
+    import csv
+
+    import numpy as np
+
+    with open(data_dir / "glue" / "SST-2" / "train.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    np.random.seed(0)
+    perm = np.random.permutation(len(rows))
+    assert [e.prompt for e in splits.train] == [rows[i]["sentence"].strip() + " It was" for i in perm[:1000]]
+    assert [e.label for e in splits.dev] == [int(rows[i]["label"]) for i in perm[1000:1500]]
     again = task.load(data_dir, task.default_sizes, 0)
     assert again.train == splits.train and again.test == splits.test
     other = task.load(data_dir, task.default_sizes, 1)
