@@ -49,6 +49,7 @@ def test_run_show_report_and_resume(tmp_path):
 
 
 def test_list_names_what_exists(tmp_path):
+    """`zobench list` names the installed suites, methods, tasks and models."""
     for what, expected in [("methods", "mezo"), ("tasks", "sst2"), ("suites", "quickstart"), ("models", "random:llama2-7b")]:
         out = zobench("list", what, cwd=tmp_path)
         assert out.returncode == 0 and expected in out.stdout

@@ -17,6 +17,7 @@ def test_bare_import_of_methods_fails_even_from_the_repo_root():
 
 
 def test_methods_import_through_the_package():
+    """The setuptools package-dir mapping serves methods/ as zobench.methods."""
     import zobench.methods.mezo as mezo
 
     assert mezo.__name__ == "zobench.methods.mezo"

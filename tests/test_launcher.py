@@ -19,6 +19,7 @@ def test_result_and_messages_come_back():
 
 
 def test_child_that_raises_is_an_error_with_its_message():
+    """An exception in the child is status error carrying the message."""
     outcome = run_isolated(targets.raises, None, timeout_s=60)
     assert outcome.status == "error"
     assert "boom from the child" in outcome.error
@@ -33,12 +34,14 @@ def test_child_that_hangs_times_out_and_is_stopped():
 
 
 def test_child_killed_by_a_signal_is_an_error_naming_the_signal():
+    """A child that dies without a result (SIGKILL, OOM killer) is an error naming the signal."""
     outcome = run_isolated(targets.killed, None, timeout_s=60)
     assert outcome.status == "error"
     assert "SIGKILL" in outcome.error
 
 
 def test_out_of_memory_is_classified_as_oom():
+    """A CUDA OOM inside a cell is a result (status oom), not an error."""
     outcome = run_isolated(targets.cell_oom, None, timeout_s=60)
     assert outcome.result == {"status": "oom"}
 

@@ -17,6 +17,7 @@ def a_cell():
 
 
 def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
+    """A write leaves exactly the record file, valid JSON even with NaN metrics."""
     record = new_record(a_cell())
     record.update(status="ok", metrics={"accuracy": float("nan"), "peak_mem_bytes": 10})
     path = write_record(tmp_path, record)
@@ -27,6 +28,7 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
 
 
 def test_a_half_written_file_is_ignored_not_fatal(tmp_path):
+    """A truncated file (from a foreign writer) is neither resumed from nor loaded."""
     cell = a_cell()
     path = record_path(tmp_path, cell.suite, cell.cell_id)
     path.parent.mkdir(parents=True)
@@ -37,6 +39,7 @@ def test_a_half_written_file_is_ignored_not_fatal(tmp_path):
 
 
 def test_resume_needs_an_ok_record_for_the_same_configuration(tmp_path):
+    """Only an ok record of the identical cell configuration lets a cell be skipped."""
     cell = a_cell()
     record = new_record(cell)
     record["status"] = "error"
@@ -50,6 +53,7 @@ def test_resume_needs_an_ok_record_for_the_same_configuration(tmp_path):
 
 
 def test_load_results_has_the_documented_columns(tmp_path):
+    """load_results returns one row per record with the documented columns."""
     record = new_record(a_cell())
     record.update(status="ok", metrics={"accuracy": 0.75, "peak_mem_bytes": 123, "peak_mem_source": "x",
                                         "step_time_s": 0.5, "forwards_per_step": 2, "divergence_events": 0,

@@ -13,12 +13,14 @@ SUITE_FILES = sorted((REPO / "suites").rglob("*.yaml"))
 
 
 def test_every_suite_file_is_installed():
+    """Every YAML in suites/ is reachable by name through the installed zobench.suites package."""
     assert sorted(p.stem for p in SUITE_FILES) == suite_names()
     assert "quickstart" in suite_names()
 
 
 @pytest.mark.parametrize("path", SUITE_FILES, ids=lambda p: p.stem)
 def test_suite_expands(path: Path):
+    """A suite file loads, expands to unique ids, includes the floor and names its command."""
     suite = load_suite(str(path))
     cells = expand(suite)
     assert cells and len({c.cell_id for c in cells}) == len(cells)
@@ -27,6 +29,7 @@ def test_suite_expands(path: Path):
 
 
 def test_cell_ids_are_stable_and_readable():
+    """Cell ids are model--task--label--seed, so records keep their file names across runs."""
     cells = expand(load_suite("quickstart"))
     assert [c.cell_id for c in cells] == [
         "smollm2-135m--synthetic--floor--s0", "smollm2-135m--synthetic--mezo--s0", "smollm2-135m--synthetic--ft--s0"]

@@ -32,6 +32,7 @@ def test_sst2_follows_mezo_sampling(data_dir):
 
 
 def test_synthetic_is_deterministic_balanced_and_disjoint():
+    """Same seed, same splits; each split has as many of each label; no sentence is in two splits."""
     task = get_task("synthetic")
     a = task.load(None, task.default_sizes, 0)
     assert a == task.load(None, task.default_sizes, 0) and task.synthetic
@@ -43,6 +44,7 @@ def test_synthetic_is_deterministic_balanced_and_disjoint():
 
 
 def test_every_task_declares_a_version():
+    """Records carry the task version, so series restart when a task's semantics change."""
     for name in task_names():
         assert isinstance(get_task(name).version, str)
 
