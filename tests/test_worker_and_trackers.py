@@ -27,7 +27,7 @@ def run_in_process(cell) -> tuple[dict, list]:
 
 def test_non_finite_loss_ends_the_cell_as_diverged():
     """A runaway learning rate gives a non-finite loss; the cell stops there with status diverged."""
-    cell = smoke_cell("mezo", steps=20, args={"lr": 1e30, "eps": 1e-3, "weight_decay": 0.0})
+    cell = smoke_cell("ft", steps=20, args={"lr": 1e30, "optimizer": "sgd", "weight_decay": 0.0, "momentum": 0.0})
     record, _ = run_in_process(cell)
     assert record["status"] == "diverged"
     events = record["divergence"]
