@@ -63,6 +63,8 @@ BAD_SUITES = {
     "unknown-method": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods:\n  magic: {}\n",
     "unknown-setting": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods: {floor: {}}\nsteeps: 3\n",
     "wrong-setting-type": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods: {floor: {}}\nsteps: many\n",
+    "bad-policy": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods: {floor: {}}\ndivergence_policy: panic\n",
+    "bad-target": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods: {floor: {}}\ntarget: {metric: bleu, value: 1}\n",
 }
 BAD_ARGS = {
     "unknown-suite": (["--suite", "nope"], "valid suites"),
@@ -91,7 +93,8 @@ def test_bad_suite_files_exit_2_and_write_nothing(case, tmp_path):
     proc = zobench("run", "--suite", str(suite), "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
     needle = {"malformed": "malformed YAML", "unknown-hparam": "valid: lr", "wrong-type": "must be float",
               "bad-choice": "valid: adamw, sgd", "unknown-method": "valid methods", "unknown-setting": "valid:",
-              "wrong-setting-type": "must be int"}[case]
+              "wrong-setting-type": "must be int", "bad-policy": "valid: continue, stop",
+              "bad-target": "dev_accuracy | train_loss"}[case]
     assert_clean_rejection(proc, tmp_path / "res", needle)
 
 

@@ -9,7 +9,6 @@ import torch
 
 from zobench.suite import Overrides, expand, load_suite
 from zobench.trackers.divergence import DivergenceTracker
-from zobench.trackers.memory import MemoryTracker
 from zobench.trackers.step_time import StepTimeTracker
 from zobench.worker import execute_cell
 
@@ -66,16 +65,101 @@ def test_divergence_tracker_counts_spikes_and_non_finite_losses():
     assert out["divergence_events"] == 3
 
 
-def test_cpu_peak_memory_moves_by_a_known_allocation():
-    """Calibration: a 256 MiB buffer allocated during training raises the CPU peak by 256 MiB ± 10%."""
-    tracker = MemoryTracker("cpu")
-    tracker.start()
-    assert tracker.hwm_was_reset, "this kernel refuses /proc/self/clear_refs; the peak would include load"
-    baseline = tracker.peak_so_far()
+def test_cpu_peak_memory_moves_by_a_known_allocation_per_phase():
+    """Calibration: a 256 MiB buffer allocated in the train phase raises that phase's peak by 256 MiB ± 10%,
+    in the kernel high-water mark and in the monitor process's RSS samples; the load phase does not see it."""
+    import os
+    import time
+
+    from zobench.trackers.memory import PhaseMemory
+    from zobench.trackers.monitor import Monitor
+
+    memory = PhaseMemory("cpu", Monitor.start(os.getpid(), None))
+    memory.enter("load")
+    memory.enter("train")
+    assert memory.hwm_resets_ok, "this kernel refuses /proc/self/clear_refs; peaks would include earlier phases"
+    baseline = memory.peak_so_far()
     buffer = torch.ones(64 * 1024 * 1024)  # 256 MiB of fp32, every page touched
-    peak = tracker.stop()["peak_mem_bytes"]
+    time.sleep(0.5)  # let the monitor (100 ms RSS pace without NVML) sample it
     del buffer
-    assert abs((peak - baseline) - 256 * 2**20) <= 0.1 * 256 * 2**20
+    result = memory.finish()
+    m, size = result["metrics"], 256 * 2**20
+    assert abs((m["train_cpu_hwm_bytes"] - baseline) - size) <= 0.1 * size
+    assert abs((m["train_rss_sampled_peak_bytes"] - baseline) - size) <= 0.1 * size
+    assert m["load_cpu_hwm_bytes"] < baseline + 0.5 * size
+    assert m["peak_mem_bytes"] == m["train_cpu_hwm_bytes"] and m["peak_mem_source"] == "cpu_vmhwm"
+    assert {phase for _, phase, _ in result["rss_timeline"]} >= {"load", "train"}
+
+
+def test_without_a_gpu_nvml_is_reported_not_available_and_nothing_crashes():
+    """No fake NVML: on a machine without a GPU the record says why NVML figures are missing."""
+    import os
+
+    import pytest
+
+    from zobench.trackers.monitor import Monitor
+    from zobench.trackers.nvml import gpu_identity
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the real NVML path runs instead")
+    identity = gpu_identity(torch.device("cuda"))
+    assert identity["available"] is False and identity["reason"]
+    monitor = Monitor.start(os.getpid(), "GPU-00000000-0000-0000-0000-000000000000")
+    stats = monitor.stop()
+    assert stats["nvml_available"] is False and "NVML not available" in stats["nvml_reason"]
+    assert stats["rss_timeline"], "the RSS timeline still works without NVML"
+
+
+def test_warmup_steps_are_timed_but_left_out_of_the_statistics():
+    """The first warmup_steps are in the series, not in the median; tokens/s counts measured steps only."""
+    import time
+
+    timer = StepTimeTracker("cpu", warmup_steps=2)
+    timer.start()
+    for step, pause in enumerate([0.2, 0.15, 0.01, 0.01, 0.01]):
+        timer.before_step(step)
+        time.sleep(pause)
+        timer.after_step(step, 0.0, tokens=100)
+    out = timer.stop()
+    assert len(timer.times) == 5 and out["warmup_steps"] == 2 and out["timed_steps"] == 3
+    assert out["step_time_s"] < 0.05 and out["train_time_s"] > 0.35
+    assert 100 / 0.05 < out["tokens_per_s"] < 100 / 0.009
+
+
+def test_eval_loss_rebound_is_reported_once_per_rise():
+    """A dev-loss rise of more than delta above the running minimum is one event; it re-arms at a new minimum."""
+    tracker = DivergenceTracker(rebound_delta=0.3)
+    events = [tracker.on_eval(step, loss) for step, loss in
+              [(0, 1.0), (100, 0.8), (200, 1.0), (300, 1.2), (400, 1.3), (500, 0.7), (600, 1.05)]]
+    kinds = [(step, e["kind"]) for step, new in zip(range(0, 700, 100), events) for e in new]
+    assert kinds == [(300, "eval_loss_rebound"), (600, "eval_loss_rebound")]
+
+
+def test_policy_stop_ends_the_cell_at_a_spike_and_continue_counts_it():
+    """divergence_policy decides: 'stop' ends the cell as diverged at the first event; 'continue' only counts."""
+    args = {"lr": 1e-3, "optimizer": "sgd", "weight_decay": 0.0, "momentum": 0.0}
+    stop, _ = run_in_process(smoke_cell("ft", steps=9, args=args, divergence_policy="stop", spike_factor=0.5))
+    cont, _ = run_in_process(smoke_cell("ft", steps=9, args=args, divergence_policy="continue", spike_factor=0.5))
+    # spike_factor 0.5 flags any loss above half the running median: every step once 5 losses are known.
+    assert stop["status"] == "diverged" and stop["metrics"]["steps_done"] == 6
+    assert stop["divergence"][0] == {**stop["divergence"][0], "step": 5, "kind": "loss_spike"}
+    assert cont["status"] == "ok" and cont["metrics"]["steps_done"] == 9 and cont["metrics"]["divergence_events"] == 4
+
+
+def test_time_and_forwards_to_target_are_recorded_when_a_train_loss_target_is_met():
+    """A reachable train-loss target records the step, forwards and training time at which it was met."""
+    record, _ = run_in_process(smoke_cell("floor", steps=12, target_metric="train_loss", target_value=100.0))
+    m = record["metrics"]
+    assert m["steps_to_target"] == 10 and m["forwards_to_target"] == 20
+    assert 0 < m["time_to_target_s"] <= m["train_time_s"]
+    unreachable, _ = run_in_process(smoke_cell("floor", steps=12, target_metric="train_loss", target_value=0.0))
+    assert "time_to_target_s" not in unreachable["metrics"]
+
+
+def test_periodic_dev_eval_builds_a_dev_curve_outside_step_time():
+    """eval_every adds dev points between steps; the curve starts at step 0 and ends at the last step."""
+    record, _ = run_in_process(smoke_cell("mezo", steps=4, eval_every=2))
+    assert [point[0] for point in record["series"]["dev"]] == [0, 2, 4]
 
 
 def test_step_timer_times_only_the_bracketed_region():

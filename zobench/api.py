@@ -44,6 +44,13 @@ class Cell:
     eval_batch_size: int
     timeout_s: float
     spike_factor: float
+    warmup_steps: int = 1  # timed but left out of step-time statistics
+    eval_every: int = 0  # dev evaluation every N steps (0: only before and after training)
+    target_metric: str | None = None  # dev_accuracy | train_loss, for time- and forwards-to-target
+    target_value: float | None = None
+    divergence_policy: str = "continue"  # continue: count spikes and rebounds; stop: end the cell
+    rebound_delta: float = 0.3
+    monitor: bool = True  # the NVML/RSS monitor process
 
     @property
     def cell_id(self) -> str:

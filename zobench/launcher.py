@@ -63,7 +63,8 @@ def run_isolated(target: Target, payload: Any, timeout_s: float,
     """Run ``target(payload, emit)`` in a spawned child; ``emit`` messages reach ``on_message``."""
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(target, payload, child_conn), daemon=True)
+    # Not a daemon: the cell starts its own monitor process, which daemons may not do.
+    proc = ctx.Process(target=_child_main, args=(target, payload, child_conn), daemon=False)
     proc.start()
     child_conn.close()  # so the parent sees EOF when the child dies
     deadline = time.monotonic() + timeout_s

@@ -46,6 +46,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
             "step0": _mean_sd(ok.step0_accuracy.astype(float)), "final": _mean_sd(ok.accuracy.astype(float)),
             "dev": _mean_sd(ok.dev_accuracy.astype(float)),
             "divergence_events": int(group.divergence_events.fillna(0).sum()),
+            "divergence_rate": float((group.divergence_events.fillna(0) > 0).mean()),
             "trainable_params": group.trainable_params.dropna().iloc[0] if group.trainable_params.notna().any() else None,
         })
     return pd.DataFrame(rows)
@@ -62,7 +63,7 @@ def markdown_report(df: pd.DataFrame) -> str:
         floor_time = floor.step_time_s.iloc[0] if len(floor) else None
         synthetic = " (SYNTHETIC task)" if group.synthetic.any() else ""
         out.append(f"## {suite}: {model} on {task}{synthetic}\n")
-        out.append("| method | status | peak mem | × floor | step time | × floor | fwd/step | step-0 acc | final acc | dev acc | div. events | trainable |")
+        out.append("| method | status | peak mem | × floor | step time | × floor | fwd/step | step-0 acc | final acc | dev acc | div. events (rate) | trainable |")
         out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in group.itertuples():
             step_ms = f"{r.step_time_s * 1000:.0f} ms" if math.isfinite(r.step_time_s) else "-"
@@ -71,7 +72,7 @@ def markdown_report(df: pd.DataFrame) -> str:
             fwd = int(r.forwards_per_step) if r.forwards_per_step is not None else "-"
             out.append(f"| {r.label} | {r.statuses} | {peak} | {_ratio(r.peak_mem_bytes, floor_mem)} | {step_ms} | "
                        f"{_ratio(r.step_time_s, floor_time)} | {fwd} | {r.step0} | {r.final} | {r.dev} | "
-                       f"{r.divergence_events} | {trainable} |")
+                       f"{r.divergence_events} ({r.divergence_rate:.0%}) | {trainable} |")
         sources = ", ".join(sorted(set(group.peak_mem_source) - {"-"}))
         out.append(f"\nPeak memory source: {sources or '-'}. Accuracy is on the test split; "
                    f"mean ± sd over seeds where there are several.\n")

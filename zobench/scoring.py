@@ -119,16 +119,23 @@ def classification_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, examples: Sequence[EncodedExample], pad_id: int, device, batch_sequences: int) -> float:
-    """Fraction of examples whose best-scoring option is the label; scored in batches."""
+def evaluate(model: torch.nn.Module, examples: Sequence[EncodedExample], pad_id: int, device,
+             batch_sequences: int) -> tuple[float, float]:
+    """(accuracy, mean CE loss) over ``examples``: best-scoring option vs label, scored in batches."""
     if not examples:
-        return float("nan")
+        return float("nan"), float("nan")
     per_batch = max(1, batch_sequences // len(examples[0].sequences))
     was_training = model.training
     model.eval()
-    correct = 0
+    correct, loss_sum = 0, 0.0
     for start in range(0, len(examples), per_batch):
         batch = collate(examples[start : start + per_batch], pad_id).to(device)
-        correct += int((option_scores(model, batch).argmax(-1) == batch.labels).sum())
+        scores = option_scores(model, batch)
+        correct += int((scores.argmax(-1) == batch.labels).sum())
+        loss_sum += float(F.cross_entropy(scores, batch.labels, reduction="sum"))
     model.train(was_training)
-    return correct / len(examples)
+    return correct / len(examples), loss_sum / len(examples)
+
+
+def accuracy(model: torch.nn.Module, examples: Sequence[EncodedExample], pad_id: int, device, batch_sequences: int) -> float:
+    return evaluate(model, examples, pad_id, device, batch_sequences)[0]

@@ -83,9 +83,14 @@ def iter_records(path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 
 def flatten(record: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
+    """One row: the documented columns, then every scalar metric (per-phase memory, energy, ...)."""
     cell, metrics = record["cell"], record.get("metrics", {})
     env, data = record.get("env", {}), record.get("data", {})
     row = {k: metrics.get(k) for k in RESULT_COLUMNS}
+    row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None})
+    gpu = env.get("gpu", {})
+    row.update(gpu_name=gpu.get("name"), gpu_uuid=gpu.get("uuid"), nvml_available=record.get("memory", {}).get("nvml_available"),
+               method_variant=record.get("method_info", {}).get("variant"), warnings=len(record.get("warnings", [])))
     row.update(suite=cell["suite"], model=cell["model"], task=cell["task"], method=cell["method"],
                label=cell["label"], seed=cell["seed"], status=record.get("status"),
                synthetic=data.get("synthetic"), dtype=cell["dtype"], device=env.get("device", cell["device"]),
@@ -98,4 +103,5 @@ def load_results(path: str | os.PathLike):
     import pandas as pd
 
     rows = [flatten(record, file) for file, record in iter_records(Path(path))]
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    extra = sorted({k for row in rows for k in row} - set(RESULT_COLUMNS))
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS + extra)

@@ -37,8 +37,16 @@ SETTINGS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "eval_batch_size": (int, 64),
     "timeout_s": ((int, float), 3600),
     "spike_factor": ((int, float), 3.0),
+    "rebound_delta": ((int, float), 0.3),
+    "divergence_policy": (str, "continue"),
+    "warmup_steps": (int, 1),
+    "eval_every": (int, 0),
+    "target": (dict, {}),
+    "monitor": (bool, True),
 }
-METHOD_OVERRIDES = {"steps": int, "batch_size": int}
+METHOD_OVERRIDES = {"steps": int, "batch_size": int, "monitor": bool}
+POLICIES = ("continue", "stop")
+TARGET_METRICS = ("dev_accuracy", "train_loss")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -99,7 +107,7 @@ def parse_suite(text: str, source: str) -> Suite:
             settings[key] = default
             continue
         value = raw[key]
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise UserError(f"suite {source}: setting '{key}' must be {names}, got {type(value).__name__} {value!r}")
         settings[key] = value
@@ -116,6 +124,16 @@ def _method_entries(suite: Suite) -> dict[str, dict[str, Any]]:
     return entries
 
 
+def _target(target: dict[str, Any], where: str) -> tuple[str | None, float | None]:
+    """``target: {metric: dev_accuracy | train_loss, value: x}`` for time- and forwards-to-target."""
+    if not target:
+        return None, None
+    if set(target) != {"metric", "value"} or target["metric"] not in TARGET_METRICS \
+            or not isinstance(target["value"], (int, float)) or isinstance(target["value"], bool):
+        raise UserError(f"{where}: target must be {{metric: {' | '.join(TARGET_METRICS)}, value: <number>}}, got {target!r}")
+    return target["metric"], float(target["value"])
+
+
 def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
     """The cartesian product of the suite, validated; raises UserError on any bad name or value."""
     s = suite.settings
@@ -129,6 +147,9 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
         raise UserError(f"{where}: unknown dtype '{s['dtype']}'; valid: {', '.join(DTYPES)}")
     if s["device"] not in DEVICES and not s["device"].startswith("cuda:"):
         raise UserError(f"{where}: unknown device '{s['device']}'; valid: {', '.join(DEVICES)}, cuda:N")
+    if s["divergence_policy"] not in POLICIES:
+        raise UserError(f"{where}: unknown divergence_policy '{s['divergence_policy']}'; valid: {', '.join(POLICIES)}")
+    target_metric, target_value = _target(s["target"], where)
     entries = _method_entries(suite)
     if overrides.methods:
         missing = [m for m in overrides.methods if m not in entries]
@@ -144,7 +165,7 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
         for key, kind in METHOD_OVERRIDES.items():
             if key in entry:
                 value = entry.pop(key)
-                if not isinstance(value, kind) or isinstance(value, bool):
+                if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
                     raise UserError(f"{where}: '{key}' of method '{label}' must be {kind.__name__}, got {value!r}")
                 harness[key] = value
         args = make_args(method, entry, where)  # validates names and types now, not in the child
@@ -161,6 +182,9 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                         device=s["device"], data_seed=s["data_seed"], split_sizes=sizes,
                         max_length=s["max_length"], eval_batch_size=s["eval_batch_size"],
                         timeout_s=float(s["timeout_s"]), spike_factor=float(s["spike_factor"]),
+                        warmup_steps=s["warmup_steps"], eval_every=s["eval_every"], target_metric=target_metric,
+                        target_value=target_value, divergence_policy=s["divergence_policy"],
+                        rebound_delta=float(s["rebound_delta"]), monitor=harness.get("monitor", s["monitor"]),
                     ))
     ids = [c.cell_id for c in cells]
     if len(set(ids)) != len(ids):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
 import traceback
 from pathlib import Path
@@ -20,13 +21,16 @@ from zobench.api import SCHEMA_VERSION, Cell
 from zobench.env import provenance
 from zobench.models import load_model
 from zobench.registry import args_dict, make_args, method_module
-from zobench.scoring import accuracy, classification_loss, collate, encode
+from zobench.scoring import classification_loss, collate, encode, evaluate
 from zobench.tasks import get_task
 from zobench.trackers.divergence import DivergenceTracker
-from zobench.trackers.memory import MemoryTracker
+from zobench.trackers.memory import PhaseMemory
+from zobench.trackers.monitor import Monitor
+from zobench.trackers.nvml import gpu_identity
 from zobench.trackers.step_time import StepTimeTracker
 
 Emit = Callable[[str, dict[str, Any]], None]
+TARGET_LOSS_WINDOW = 10  # a train-loss target is met by the mean of the last 10 losses
 
 
 def resolve_device(device: str) -> str:
@@ -48,6 +52,28 @@ def count_params(params: list[torch.Tensor]) -> int:
     return sum(p.numel() for p in {id(p): p for p in params}.values())
 
 
+def target_reached(cell: Cell, dev_accuracy: float | None, recent_losses: list[float]) -> bool:
+    if cell.target_metric == "dev_accuracy" and dev_accuracy is not None:
+        return dev_accuracy >= cell.target_value
+    if cell.target_metric == "train_loss" and len(recent_losses) >= TARGET_LOSS_WINDOW:
+        return statistics.fmean(recent_losses[-TARGET_LOSS_WINDOW:]) <= cell.target_value
+    return False
+
+
+def start_monitor(cell: Cell, device: str, record: dict[str, Any]) -> tuple[Monitor | None, dict[str, Any]]:
+    """Initialise CUDA first, so the monitor's first sample is the bare CUDA-context baseline."""
+    baseline: dict[str, Any] = {}
+    uuid = None
+    if torch.device(device).type == "cuda":
+        torch.cuda.init()
+        torch.zeros(1, device=device)  # force the context into existence
+        baseline = {"torch_reserved_bytes": torch.cuda.memory_reserved(device)}
+        record["env"]["gpu"] = gpu_identity(torch.device(device))
+        uuid = record["env"]["gpu"].get("uuid")
+    monitor = Monitor.start(os.getpid(), uuid) if cell.monitor else None
+    return monitor, baseline
+
+
 def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any]) -> None:
     """Run one cell, filling ``record`` as it goes so a crash still leaves what was measured."""
     device = resolve_device(cell.device)
@@ -55,8 +81,12 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     record["env"] = {**provenance(device), "dtype": cell.dtype}
     metrics = record["metrics"]
     t_start = time.perf_counter()
+    monitor, baseline = start_monitor(cell, device, record)
+    memory = PhaseMemory(device, monitor, baseline)
+    record["_memory"] = memory  # so a failure can still report the peaks reached (popped before sending)
 
     emit("phase", {"phase": "load"})
+    memory.enter("load")
     model, tokenizer, record["model_info"] = load_model(cell.model, cell.dtype, device, seed=cell.seed)
     task = get_task(cell.task)
     splits = task.load(data_path, cell.split_sizes, cell.data_seed)
@@ -76,60 +106,94 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     metrics.update(trainable_params=count_params(method.params), forwards_per_step=method.forwards_per_step)
     metrics["load_s"] = time.perf_counter() - t_start
 
-    def evaluate(examples) -> float:
-        return accuracy(model, examples, pad_id, device, cell.eval_batch_size)
+    def evaluate_on(examples) -> tuple[float, float]:
+        return evaluate(model, examples, pad_id, device, cell.eval_batch_size)
 
     emit("phase", {"phase": "eval at step 0"})
+    memory.enter("eval")
     t_eval = time.perf_counter()
-    metrics["step0_dev_accuracy"] = evaluate(dev)
-    metrics["step0_accuracy"] = evaluate(test)
+    metrics["step0_dev_accuracy"], step0_dev_loss = evaluate_on(dev)
+    metrics["step0_accuracy"], _ = evaluate_on(test)
     eval_s = time.perf_counter() - t_eval
 
-    memory, divergence = MemoryTracker(device), DivergenceTracker(cell.spike_factor)
-    timer = StepTimeTracker(device)
-    outer = [memory, divergence]
+    divergence = DivergenceTracker(cell.spike_factor, cell.rebound_delta)
+    timer = StepTimeTracker(device, cell.warmup_steps)
+    divergence.on_eval(0, step0_dev_loss)
     losses: list[float] = []
+    dev_curve = [[0, metrics["step0_dev_accuracy"], step0_dev_loss]]
     sampler = batches(len(train), cell.batch_size, cell.seed)
     emit("phase", {"phase": "train", "steps": cell.steps})
-    for t in outer + [timer]:
-        t.start()
+    memory.enter("train")
+    divergence.start()
+    timer.start()
     for step in range(cell.steps):
         batch = collate([train[i] for i in next(sampler)], pad_id).to(device)
-        for t in outer:
-            t.before_step(step)
         timer.before_step(step)  # innermost: only the method's step is timed
         loss = method.step(lambda: classification_loss(model, batch))
-        timer.after_step(step, loss)
-        for t in outer:
-            t.after_step(step, loss)
+        timer.after_step(step, loss, tokens=batch.n_tokens * method.forwards_per_step)
+        events = divergence.after_step(step, loss)
         losses.append(loss)
         emit("step", {"step": step + 1, "steps": cell.steps, "loss": loss, "step_time_s": timer.last,
                       "peak_mem_bytes": memory.peak_so_far()})
-        if not math.isfinite(loss):  # the stop rule: a non-finite loss ends the cell as diverged
+        dev_accuracy = None
+        if cell.eval_every and (step + 1) % cell.eval_every == 0 and step + 1 < cell.steps and math.isfinite(loss):
+            memory.enter("eval")
+            t_eval = time.perf_counter()
+            dev_accuracy, dev_loss = evaluate_on(dev)
+            eval_s += time.perf_counter() - t_eval
+            dev_curve.append([step + 1, dev_accuracy, dev_loss])
+            events += divergence.on_eval(step + 1, dev_loss)
+            memory.enter("train")
+        if "time_to_target_s" not in metrics and target_reached(cell, dev_accuracy, losses):
+            metrics.update(time_to_target_s=timer.elapsed(), steps_to_target=step + 1,
+                           forwards_to_target=(step + 1) * method.forwards_per_step)
+        # The stop rules, in one place: a non-finite loss always ends the cell (the weights
+        # are gone); spikes and rebounds end it only under divergence_policy "stop".
+        if not math.isfinite(loss) or (events and cell.divergence_policy == "stop"):
             record["status"] = "diverged"
             break
-    for t in outer + [timer]:
-        metrics.update(t.stop())
+    metrics.update(timer.stop())
+    metrics.update(divergence.stop())
     record["divergence"] = metrics.pop("divergence")
     metrics["steps_done"] = len(losses)
     metrics["forwards_total"] = len(losses) * method.forwards_per_step
     metrics["final_loss"] = losses[-1] if losses else None
-    record["series"] = {"loss": losses, "step_time_s": timer.times}
 
     emit("phase", {"phase": "final eval"})
+    memory.enter("eval")
     t_eval = time.perf_counter()
-    metrics["dev_accuracy"] = evaluate(dev)
-    metrics["accuracy"] = evaluate(test)
+    metrics["dev_accuracy"], final_dev_loss = evaluate_on(dev)
+    metrics["accuracy"], _ = evaluate_on(test)
+    dev_curve.append([len(losses), metrics["dev_accuracy"], final_dev_loss])
+    if "time_to_target_s" not in metrics and target_reached(cell, metrics["dev_accuracy"], losses):
+        metrics.update(time_to_target_s=timer.elapsed(), steps_to_target=len(losses),
+                       forwards_to_target=metrics["forwards_total"])
     metrics["eval_s"] = eval_s + time.perf_counter() - t_eval
+    finish_memory(record)
+    record["series"].update(loss=losses, step_time_s=timer.times, dev=dev_curve)
     metrics["total_s"] = time.perf_counter() - t_start
     if record["status"] is None:
         record["status"] = "ok"
 
 
+def finish_memory(record: dict[str, Any]) -> None:
+    """Fold the memory figures into the record (also after a failure, for the peaks reached)."""
+    memory = record.pop("_memory", None)
+    if memory is None:
+        return
+    result = memory.finish()
+    record["metrics"].update(result["metrics"])
+    record["memory"] = result["details"]
+    record.setdefault("series", {})["rss"] = result["rss_timeline"]
+    if result["details"]["foreign_gpu_pids"]:
+        record.setdefault("warnings", []).append(
+            f"other processes used the GPU during this cell: pids {result['details']['foreign_gpu_pids']}")
+
+
 def new_record(cell: Cell) -> dict[str, Any]:
     """The record skeleton every outcome fills: ok, diverged, oom, error or timeout."""
     return {"schema_version": SCHEMA_VERSION, "cell_id": cell.cell_id, "cell": cell.to_dict(),
-            "status": None, "error": None, "metrics": {}}
+            "status": None, "error": None, "metrics": {}, "series": {}}
 
 
 def status_for(exc: BaseException) -> str:
@@ -154,6 +218,9 @@ def execute_cell(payload: dict[str, Any], emit: Emit) -> dict[str, Any]:
         record["status"] = status_for(exc)
         record["error"] = "".join(traceback.format_exception_only(exc)).strip()[-2000:]
         record["traceback"] = traceback.format_exc()[-8000:]
-        if torch.cuda.is_available():  # what the cell reached before it failed
-            record["metrics"]["cuda_max_reserved_bytes"] = torch.cuda.max_memory_reserved()
+        try:
+            finish_memory(record)  # the memory an OOM reached is itself a result
+        except Exception as exc2:
+            record.setdefault("warnings", []).append(f"memory figures lost: {exc2}")
+    record.pop("_memory", None)
     return record

@@ -1,10 +1,16 @@
-"""Peak memory of the cell's process during training.
+"""Peak memory per phase (load, train, eval) of the cell's process, from every source we have.
 
-CPU: the kernel's resident-set high-water mark (VmHWM). It is reset at ``start`` through
-``/proc/self/clear_refs`` where the kernel allows it, so model loading does not count;
-where it cannot be reset, the source is flagged as including load.
-CUDA: ``torch.cuda.max_memory_allocated/reserved``, reset at ``start``. (NVML process
-memory, the number the papers should have used, comes with the measurement issue.)
+Per phase it keeps:
+- CPU: the kernel's resident-set high-water mark (VmHWM), reset at each phase start through
+  ``/proc/self/clear_refs`` where the kernel allows it, else ``ru_maxrss`` (lifetime, flagged);
+- CUDA: ``torch.cuda.max_memory_allocated/reserved``, reset at each phase start;
+- NVML (from the monitor process): per-process ``usedGpuMemory`` summed over the cell's
+  pids, and device ``used`` (v2), plus energy;
+and the CUDA-context baseline measured right after CUDA initialised.
+``peak_mem_bytes`` is the train phase's peak from the best source available, named in
+``peak_mem_source``: NVML process memory; else NVML device used minus the baseline (a
+container can hide pids from NVML); else torch reserved; on CPU the RSS high-water mark.
+Usage: ``mem = PhaseMemory(device, monitor); mem.enter("load"); ...; mem.finish()``.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from typing import Any
 
 import torch
 
+from zobench.trackers.monitor import Monitor
+
 STATUS = Path("/proc/self/status")
+PHASES = ("load", "train", "eval")
 
 
 def vm_hwm_bytes() -> int:
@@ -38,37 +47,78 @@ def reset_vm_hwm() -> bool:
         return False
 
 
-class MemoryTracker:
-    def __init__(self, device: str):
+def _max(a, b):
+    return b if a is None else a if b is None else max(a, b)
+
+
+class PhaseMemory:
+    def __init__(self, device: str, monitor: Monitor | None, cuda_baseline: dict[str, Any] | None = None):
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
-        self.hwm_was_reset = False
+        self.monitor = monitor
+        self.cuda_baseline = cuda_baseline or {}
+        self.phase: str | None = None
+        self.phases: dict[str, dict[str, Any]] = {}
+        self.hwm_resets_ok = True
 
-    def start(self) -> None:
-        self.hwm_was_reset = reset_vm_hwm()
+    def enter(self, phase: str) -> None:
+        """Close the current phase and start ``phase`` (phases may recur: maxima accumulate)."""
+        self._fold()
         if self.cuda:
+            torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-
-    def before_step(self, step: int) -> None:
-        pass
-
-    def after_step(self, step: int, loss: float) -> None:
-        pass
+        self.hwm_resets_ok &= reset_vm_hwm()
+        if self.monitor is not None:
+            self.monitor.mark(phase)
+        self.phase = phase
 
     def peak_so_far(self) -> int:
-        """The headline peak so far (cheap enough to call every step)."""
+        """The current phase's peak from in-process sources (cheap enough for every step)."""
         if self.cuda:
             return torch.cuda.max_memory_reserved(self.device)
         return vm_hwm_bytes()
 
-    def stop(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"cpu_peak_rss_bytes": vm_hwm_bytes(), "cpu_hwm_reset": self.hwm_was_reset}
+    def _fold(self) -> None:
+        if self.phase is None:
+            return
+        stats = self.phases.setdefault(self.phase, {})
+        stats["cpu_hwm_bytes"] = _max(stats.get("cpu_hwm_bytes"), vm_hwm_bytes())
         if self.cuda:
-            out["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(self.device)
-            out["cuda_max_reserved_bytes"] = torch.cuda.max_memory_reserved(self.device)
-            out["peak_mem_bytes"] = out["cuda_max_reserved_bytes"]
-            out["peak_mem_source"] = "torch_cuda_reserved"
-        else:
-            out["peak_mem_bytes"] = out["cpu_peak_rss_bytes"]
-            out["peak_mem_source"] = "cpu_vmhwm_train" if self.hwm_was_reset else "cpu_vmhwm_incl_load"
-        return out
+            stats["torch_max_allocated_bytes"] = _max(stats.get("torch_max_allocated_bytes"),
+                                                      torch.cuda.max_memory_allocated(self.device))
+            stats["torch_max_reserved_bytes"] = _max(stats.get("torch_max_reserved_bytes"),
+                                                     torch.cuda.max_memory_reserved(self.device))
+
+    def finish(self) -> dict[str, Any]:
+        """Flat metrics (``<phase>_<source>`` keys), the headline peak with its source, and details."""
+        self._fold()
+        self.phase = None
+        monitor = self.monitor.stop() if self.monitor is not None else {}
+        for phase, stats in monitor.get("phases", {}).items():
+            if phase in self.phases:
+                self.phases[phase].update(stats)
+        out: dict[str, Any] = {"cpu_hwm_reset": self.hwm_resets_ok}
+        for phase, stats in self.phases.items():
+            out.update({f"{phase}_{key}": value for key, value in stats.items()})
+        out.update(self._headline(self.phases.get("train", {}), monitor))
+        details = {
+            "nvml_available": monitor.get("nvml_available", False),
+            "nvml_reason": monitor.get("nvml_reason", "no monitor"),
+            "nvml_process_seen": monitor.get("nvml_process_seen", False),
+            "cuda_context_baseline": {**self.cuda_baseline, **monitor.get("baseline", {})},
+            "foreign_gpu_pids": monitor.get("foreign_gpu_pids", []),
+        }
+        return {"metrics": out, "details": details, "rss_timeline": monitor.get("rss_timeline", [])}
+
+    def _headline(self, train: dict[str, Any], monitor: dict[str, Any]) -> dict[str, Any]:
+        if not self.cuda:
+            source = "cpu_vmhwm" if self.hwm_resets_ok else "cpu_ru_maxrss_lifetime"
+            return {"peak_mem_bytes": train.get("cpu_hwm_bytes"), "peak_mem_source": source}
+        if train.get("nvml_process_peak_bytes") is not None:
+            return {"peak_mem_bytes": train["nvml_process_peak_bytes"], "peak_mem_source": "nvml_process"}
+        base = monitor.get("baseline", {}).get("nvml_device_used_bytes")
+        if train.get("nvml_device_used_peak_bytes") is not None and base is not None:
+            # Flagged: includes any other process's growth on the same GPU during the cell.
+            return {"peak_mem_bytes": train["nvml_device_used_peak_bytes"] - base,
+                    "peak_mem_source": "nvml_device_minus_baseline"}
+        return {"peak_mem_bytes": train.get("torch_max_reserved_bytes"), "peak_mem_source": "torch_reserved"}

@@ -134,7 +134,10 @@ def _monitor_main(conn, pid: int, uuid: str | None) -> None:
     next_rss = time.monotonic() + RSS_INTERVAL_S
     while True:
         if conn.poll(interval):
-            command, arg = conn.recv()
+            try:
+                command, arg = conn.recv()
+            except EOFError:  # the cell died without stopping us
+                return
             if command == "phase":
                 sampler.enter(arg)
                 conn.send(("ack", None))

@@ -1,7 +1,9 @@
-"""Wall-clock per training step, synchronised on CUDA so queued kernels are counted.
+"""Wall-clock per training step: CUDA events on GPU, ``perf_counter`` on CPU; warm-up excluded.
 
-The worker calls ``before_step`` last and ``after_step`` first, so other trackers'
-own work stays outside the timed region. Evaluation never runs inside a step.
+The worker calls ``before_step`` last and ``after_step`` first, so other trackers' own
+work stays outside the timed region; evaluation never runs inside a step. The first
+``warmup_steps`` steps are timed and kept in the series but left out of the statistics
+(compilation, allocator growth and cache warm-up), and counted.
 """
 
 from __future__ import annotations
@@ -14,35 +16,53 @@ import torch
 
 
 class StepTimeTracker:
-    def __init__(self, device: str):
-        self.cuda = torch.device(device).type == "cuda"
+    def __init__(self, device: str, warmup_steps: int = 1):
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self.warmup_steps = warmup_steps
         self.times: list[float] = []
+        self.tokens: list[int] = []
         self._t0 = 0.0
-
-    def _sync(self) -> None:
         if self.cuda:
-            torch.cuda.synchronize()
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._end = torch.cuda.Event(enable_timing=True)
 
     def start(self) -> None:
-        self.times = []
+        self.times, self.tokens = [], []
 
     def before_step(self, step: int) -> None:
-        self._sync()
-        self._t0 = time.perf_counter()
+        if self.cuda:
+            self._start.record()
+        else:
+            self._t0 = time.perf_counter()
 
-    def after_step(self, step: int, loss: float) -> None:
-        self._sync()
-        self.times.append(time.perf_counter() - self._t0)
+    def after_step(self, step: int, loss: float, tokens: int = 0) -> None:
+        if self.cuda:
+            self._end.record()
+            self._end.synchronize()
+            self.times.append(self._start.elapsed_time(self._end) / 1000)
+        else:
+            self.times.append(time.perf_counter() - self._t0)
+        self.tokens.append(tokens)
 
     @property
     def last(self) -> float:
         return self.times[-1] if self.times else float("nan")
 
+    def elapsed(self) -> float:
+        """Training time so far, all steps: what time-to-target counts."""
+        return sum(self.times)
+
     def stop(self) -> dict[str, Any]:
-        if not self.times:
-            return {"step_time_s": None, "step_time_mean_s": None}
+        measured = self.times[self.warmup_steps :]
+        out: dict[str, Any] = {"warmup_steps": min(self.warmup_steps, len(self.times)),
+                               "timed_steps": len(measured), "train_time_s": sum(self.times)}
+        if not measured:
+            return {**out, "step_time_s": None, "step_time_mean_s": None, "tokens_per_s": None}
         return {
-            "step_time_s": statistics.median(self.times),
-            "step_time_mean_s": statistics.fmean(self.times),
-            "step_time_total_s": sum(self.times),
+            **out,
+            "step_time_s": statistics.median(measured),
+            "step_time_mean_s": statistics.fmean(measured),
+            "step_time_p90_s": statistics.quantiles(measured, n=10)[-1] if len(measured) > 1 else measured[0],
+            "tokens_per_s": sum(self.tokens[self.warmup_steps :]) / sum(measured),
         }
