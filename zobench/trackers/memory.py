@@ -101,6 +101,8 @@ class PhaseMemory:
         for phase, stats in self.phases.items():
             out.update({f"{phase}_{key}": value for key, value in stats.items()})
         out.update(self._headline(self.phases.get("train", {}), monitor))
+        if monitor:
+            out.update(monitor_cpu_s=monitor["monitor_cpu_s"], monitor_wall_s=monitor["monitor_wall_s"])
         details = {
             "nvml_available": monitor.get("nvml_available", False),
             "nvml_reason": monitor.get("nvml_reason", "no monitor"),

@@ -122,6 +122,10 @@ class _Sampler:
             "phases": self.phases,
             "rss_timeline": self.timeline,
             "foreign_gpu_pids": sorted(self.foreign),
+            # The monitor's own cost: CPU seconds it burned over its lifetime. Divided by the
+            # wall time, it bounds the share of one core it took from the measured run.
+            "monitor_cpu_s": time.process_time(),
+            "monitor_wall_s": time.monotonic() - self.t0,
         }
 
 
