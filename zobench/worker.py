@@ -117,6 +117,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     eval_s = time.perf_counter() - t_eval
 
     divergence = DivergenceTracker(cell.spike_factor, cell.rebound_delta)
+    divergence.start()
     timer = StepTimeTracker(device, cell.warmup_steps)
     divergence.on_eval(0, step0_dev_loss)
     losses: list[float] = []
@@ -124,7 +125,6 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     sampler = batches(len(train), cell.batch_size, cell.seed)
     emit("phase", {"phase": "train", "steps": cell.steps})
     memory.enter("train")
-    divergence.start()
     timer.start()
     for step in range(cell.steps):
         batch = collate([train[i] for i in next(sampler)], pad_id).to(device)

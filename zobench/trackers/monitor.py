@@ -49,7 +49,9 @@ class _Sampler:
         self.t0 = time.monotonic()
         self.phase = "init"
         self.energy_at_phase_start = self._energy()
+        self.cpu_at_phase_start = time.process_time()
         self.baseline: dict[str, Any] = {}
+        self.procs: dict[int, Any] = {}
 
     def _energy(self) -> int | None:
         if self.handle is None:
@@ -77,9 +79,11 @@ class _Sampler:
         total = 0
         for pid in self._our_pids():
             try:
-                total += psutil.Process(pid).memory_info().rss
+                if pid not in self.procs:
+                    self.procs[pid] = psutil.Process(pid)
+                total += self.procs[pid].memory_info().rss
             except psutil.Error:
-                pass
+                self.procs.pop(pid, None)
         return total
 
     def sample_gpu(self) -> None:
@@ -109,6 +113,10 @@ class _Sampler:
             stats = self.phases.setdefault(self.phase, {})
             stats["energy_j"] = stats.get("energy_j", 0.0) + (energy - self.energy_at_phase_start) / 1000
         self.energy_at_phase_start = energy
+        cpu = time.process_time()  # the monitor's own cost in the phase that ends
+        stats = self.phases.setdefault(self.phase, {})
+        stats["monitor_cpu_s"] = stats.get("monitor_cpu_s", 0.0) + cpu - self.cpu_at_phase_start
+        self.cpu_at_phase_start = cpu
         self.phase = phase
         self.sample_gpu()
         self.sample_rss()
