@@ -13,9 +13,12 @@ from zobench.scoring import classification_loss
 
 
 def run_steps(name: str, batch, steps: int = 3, seed: int = 0):
+    """Build the method and step it; ``before`` maps each tensor (by identity) to its value before
+    training: the pre-build value for the model's own tensors, the post-build value for adapters."""
     model, _, _ = load_model("random:tiny-llama", "fp32", "cpu", seed=0)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    original = {id(p): p.detach().clone() for p in model.parameters()}
     method = method_module(name).build(model, make_args(name, {}), seed)
+    before = {id(p): original.get(id(p), p.detach().clone()) for p in model.parameters()}
     losses = [method.step(lambda: classification_loss(model, batch)) for _ in range(steps)]
     return model, method, before, losses
 
@@ -35,9 +38,9 @@ def test_only_trainable_tensors_change(name, tiny_batch):
     changed_declared = 0
     for n, p in model.named_parameters():
         if id(p) in declared:
-            changed_declared += not torch.equal(p, before[n])
+            changed_declared += not torch.equal(p, before[id(p)])
         else:
-            assert torch.equal(p, before[n]), f"{name} changed {n}, which it does not declare"
+            assert torch.equal(p, before[id(p)]), f"{name} changed {n}, which it does not declare"
     if method.params:
         assert changed_declared > 0, f"{name} declares params but changed none"
 

@@ -19,14 +19,16 @@ from zobench.api import UserError
 def method_names() -> list[str]:
     import zobench.methods
 
-    return sorted(m.name for m in pkgutil.iter_modules(zobench.methods.__path__) if not m.name.startswith("_"))
+    # A method's name is its file name with "_" read as "-" (mezo_lora.py is `mezo-lora`).
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(zobench.methods.__path__)
+                  if not m.name.startswith("_"))
 
 
 def method_module(name: str) -> types.ModuleType:
     names = method_names()
     if name not in names:
         raise UserError(f"unknown method '{name}'; valid methods: {', '.join(names)}")
-    return importlib.import_module(f"zobench.methods.{name}")
+    return importlib.import_module(f"zobench.methods.{name.replace('-', '_')}")
 
 
 def make_args(method: str, raw: dict[str, Any], where: str = "") -> Any:

@@ -1,0 +1,33 @@
+"""MeZO-LoRA: MeZO-SGD over the LoRA adapter tensors only, placed exactly as `lora` places them.
+
+As in MeZO's code, the ZO step perturbs whatever requires grad, which after injection is
+the adapters alone. Defaults are the papers' (Table 16, maintainers' issue #7): lr 1e-4, ε 1e-2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from zobench.methods import mezo
+from zobench.methods._lora import inject_lora
+
+VERSION = "1"
+
+
+@dataclasses.dataclass
+class Args:
+    lr: float = 1e-4
+    eps: float = 1e-2
+    weight_decay: float = 0.0
+    rank: int = 8
+    alpha: int = 16
+    targets: str = "qv"
+
+
+def build(model: torch.nn.Module, args: Args, seed: int) -> mezo.MeZO:
+    inject_lora(model, args.rank, args.alpha, args.targets)
+    method = mezo.MeZO(model, mezo.Args(lr=args.lr, eps=args.eps, weight_decay=args.weight_decay), seed)
+    method.variant = f"reference-lora-r{args.rank}-a{args.alpha}-{args.targets}"
+    return method
