@@ -1,13 +1,14 @@
-"""Seeded Gaussian directions for zeroth-order methods: the MeZO seed trick as plain functions.
+"""Shared zeroth-order machinery: seeded directions and the multi-query two-point estimate.
 
-A direction z is never stored. It is regenerated from a step seed whenever it is
-needed (perturb, restore, update), so a ZO step keeps only (seed, scalar) pairs.
-Usage: ``perturb_(params, seed, +eps)``.
+A direction is never stored. It is regenerated from a seed whenever it is needed
+(perturb, restore, update), so a ZO step keeps only (seed, scalar) pairs, also for
+q > 1 queries (ZO-Bench's q > 1 path accumulates dense .grad buffers instead).
+Usage: ``losses, grads = two_point(directions, closure, seeds, eps)``.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol
 
 import torch
 
@@ -39,3 +40,91 @@ def perturb_(params: list[torch.Tensor], seed: int, scale: float) -> None:
 def draw_step_seed(seed_source: torch.Generator) -> int:
     """A fresh step seed from the method's own generator (reproducible from the cell seed)."""
     return int(torch.randint(0, 2**62, (1,), generator=seed_source).item())
+
+
+class Directions(Protocol):
+    """θ ← θ + scale·d(seed) for some family of random directions (dense Gaussian, low-rank, ...)."""
+
+    def add_(self, seed: int, scale: float) -> None: ...
+
+
+class DenseGaussian:
+    """MeZO's directions: one dense standard-normal z per trainable tensor."""
+
+    def __init__(self, params: list[torch.Tensor]):
+        self.params = params
+
+    def add_(self, seed: int, scale: float) -> None:
+        perturb_(self.params, seed, scale)
+
+
+class Snapshot:
+    """Exact restore for low-precision weights: keep a copy of θ, copy it back instead of +εz.
+
+    Costs one extra copy of the trainable tensors in their dtype (for full-parameter
+    MeZO on a bf16 model: +1× the weights), in exchange for zero restore drift.
+    """
+
+    def __init__(self, params: list[torch.Tensor]):
+        self.params = params
+        self.saved: list[torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def save(self) -> None:
+        if self.saved is None:
+            self.saved = [p.detach().clone() for p in self.params]
+        else:
+            for s, p in zip(self.saved, self.params):
+                s.copy_(p)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for s, p in zip(self.saved, self.params):
+            p.copy_(s)
+
+
+@torch.no_grad()
+def two_point(directions: Directions, closure: Callable[[], torch.Tensor], seeds: list[int], eps: float,
+              snapshot: Snapshot | None = None, keep_last_perturbed: bool = False) -> tuple[list[float], list[float]]:
+    """q two-point estimates g_i = (L(θ+εd_i) − L(θ−εd_i)) / 2ε, one per seed; θ is restored after each.
+
+    With ``keep_last_perturbed`` the last query is left at θ−εd so the caller can fuse the
+    restore (+εd) into its update pass: one generation of d fewer per step, same maths.
+    Returns the L(θ+εd_i) losses (MeZO logs the first) and the g_i.
+    """
+    losses, grads = [], []
+    for i, seed in enumerate(seeds):
+        if snapshot is not None:
+            snapshot.save()
+        directions.add_(seed, +eps)
+        loss_pos = closure()
+        directions.add_(seed, -2 * eps)
+        loss_neg = closure()
+        losses.append(loss_pos.item())
+        grads.append(((loss_pos - loss_neg) / (2 * eps)).item())
+        if snapshot is not None:
+            snapshot.restore()
+        elif not (keep_last_perturbed and i == len(seeds) - 1):
+            directions.add_(seed, +eps)
+    return losses, grads
+
+
+@torch.no_grad()
+def restore_drift(params: list[torch.Tensor], cycle: Callable[[], None]) -> dict[str, float]:
+    """Run one perturb/perturb/restore ``cycle`` and measure how far θ moved, on the real tensors.
+
+    Copies θ first (briefly: before training, so it does not count towards the train-phase
+    peak) and puts the copy back afterwards, so the probe itself leaves no drift behind.
+    """
+    if not params:
+        return {"restore_drift_max": 0.0, "restore_drift_rel_l2": 0.0}
+    saved = [p.detach().clone() for p in params]
+    cycle()
+    max_abs, sq_diff, sq_norm = 0.0, 0.0, 0.0
+    for p, s in zip(params, saved):
+        diff = (p.float() - s.float())
+        max_abs = max(max_abs, float(diff.abs().max()))
+        sq_diff += float(diff.pow(2).sum())
+        sq_norm += float(s.float().pow(2).sum())
+        p.copy_(s)
+    return {"restore_drift_max": max_abs, "restore_drift_rel_l2": (sq_diff / max(sq_norm, 1e-30)) ** 0.5}

@@ -104,6 +104,8 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     record["method_info"] = {"name": cell.method, "version": module.VERSION, "variant": method.variant,
                              "args": args_dict(args)}
     metrics.update(trainable_params=count_params(method.params), forwards_per_step=method.forwards_per_step)
+    if hasattr(method, "drift_probe"):  # ZO methods: how far one perturb/perturb/restore cycle moves θ
+        metrics.update(method.drift_probe())
     metrics["load_s"] = time.perf_counter() - t_start
 
     def evaluate_on(examples) -> tuple[float, float]:
@@ -118,6 +120,8 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
 
     divergence = DivergenceTracker(cell.spike_factor, cell.rebound_delta)
     divergence.start()
+    if "restore_drift_max" in metrics:
+        divergence.on_restore_drift(metrics["restore_drift_max"], method.args.lr)
     timer = StepTimeTracker(device, cell.warmup_steps)
     divergence.on_eval(0, step0_dev_loss)
     losses: list[float] = []

@@ -1,6 +1,9 @@
 """Divergence events:
 - ``non_finite_loss``: the training loss is NaN or infinite;
 - ``loss_spike``: the training loss exceeds ``spike_factor`` × the running median of the last ``window``;
+- ``restore_drift`` (step -1, before training): one perturb/perturb/restore cycle moved a weight
+  by more than the learning rate, the scale of one ZO update for |g·z| ≈ 1; in fp16/bf16 the
+  weights then random-walk faster than they learn (MeZO#42). A heuristic threshold, stated as such;
 - ``eval_loss_rebound``: the dev loss rises ``rebound_delta`` above its running minimum (the
   AdaZeta paper's MeZO-LoRA SST-2 curve rose 0.34 within ~600 steps). Reported once per
   rise: it re-arms when the dev loss sets a new minimum.
@@ -56,6 +59,13 @@ class DivergenceTracker:
         elif self._rebound_armed and eval_loss > self._eval_min + self.rebound_delta:
             new.append({"step": step, "kind": "eval_loss_rebound", "loss": eval_loss, "running_min": self._eval_min})
             self._rebound_armed = False
+        self.events += new
+        return new
+
+    def on_restore_drift(self, drift_max: float, lr: float) -> list[dict[str, Any]]:
+        new = []
+        if not math.isfinite(drift_max) or drift_max > lr:
+            new.append({"step": -1, "kind": "restore_drift", "drift_max": drift_max, "lr": lr})
         self.events += new
         return new
 
