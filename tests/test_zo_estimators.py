@@ -104,3 +104,17 @@ def test_snapshot_restore_removes_the_drift():
     """The drift-control mode restores from a copy: zero drift even in bf16."""
     assert drift_of(torch.bfloat16, restore="snapshot") == 0.0
     assert drift_of(torch.bfloat16) > 0.0
+
+
+def test_step_ratio_benchmark_runs_and_reports_ratios_to_the_floor(tmp_path):
+    """The side-by-side benchmark measures every method against the floor in one process."""
+    import json
+
+    from zobench.bench_step import main
+
+    out = tmp_path / "ratio.json"
+    main(["--model", "random:tiny-llama", "--rounds", "1", "--steps", "2", "--tokens", "16", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result["methods"]) == {"floor", "mezo", "lozo"}
+    assert result["methods"]["floor"]["step_time_ratio"] == 1.0
+    assert all(r["step_time_ratio"] > 0 and r["peak_rss_ratio"] > 0 for r in result["methods"].values())
