@@ -117,14 +117,16 @@ def restore_drift(params: list[torch.Tensor], cycle: Callable[[], None]) -> dict
     peak) and puts the copy back afterwards, so the probe itself leaves no drift behind.
     """
     if not params:
-        return {"restore_drift_max": 0.0, "restore_drift_rel_l2": 0.0}
+        return {"restore_drift_max": 0.0, "restore_drift_rms": 0.0, "restore_drift_rel_l2": 0.0}
     saved = [p.detach().clone() for p in params]
     cycle()
-    max_abs, sq_diff, sq_norm = 0.0, 0.0, 0.0
+    max_abs, sq_diff, sq_norm, count = 0.0, 0.0, 0.0, 0
     for p, s in zip(params, saved):
         diff = (p.float() - s.float())
         max_abs = max(max_abs, float(diff.abs().max()))
         sq_diff += float(diff.pow(2).sum())
         sq_norm += float(s.float().pow(2).sum())
+        count += s.numel()
         p.copy_(s)
-    return {"restore_drift_max": max_abs, "restore_drift_rel_l2": (sq_diff / max(sq_norm, 1e-30)) ** 0.5}
+    return {"restore_drift_max": max_abs, "restore_drift_rms": (sq_diff / count) ** 0.5,
+            "restore_drift_rel_l2": (sq_diff / max(sq_norm, 1e-30)) ** 0.5}

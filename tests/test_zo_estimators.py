@@ -118,3 +118,19 @@ def test_step_ratio_benchmark_runs_and_reports_ratios_to_the_floor(tmp_path):
     assert set(result["methods"]) == {"floor", "mezo", "lozo"}
     assert result["methods"]["floor"]["step_time_ratio"] == 1.0
     assert all(r["step_time_ratio"] > 0 and r["peak_rss_ratio"] > 0 for r in result["methods"].values())
+
+
+def test_half_precision_restore_drift_becomes_a_divergence_event():
+    """bf16 MeZO at the paper's lr drifts more per cycle than it learns: a restore_drift event; fp32 does not."""
+    from zobench.trackers.divergence import DivergenceTracker
+
+    events = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        layer = torch.nn.Linear(1000, 1000, bias=False).to(dtype)
+        with torch.no_grad():
+            layer.weight.normal_(0, 0.02)
+        drift = mezo.build(layer, mezo.Args(), 0).drift_probe()
+        tracker = DivergenceTracker()
+        events[dtype] = tracker.on_restore_drift(drift["restore_drift_rms"], mezo.Args().lr)
+    assert events[torch.float32] == []
+    assert [e["kind"] for e in events[torch.bfloat16]] == ["restore_drift"]

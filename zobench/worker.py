@@ -121,7 +121,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     divergence = DivergenceTracker(cell.spike_factor, cell.rebound_delta)
     divergence.start()
     if "restore_drift_max" in metrics:
-        divergence.on_restore_drift(metrics["restore_drift_max"], method.args.lr)
+        divergence.on_restore_drift(metrics["restore_drift_rms"], method.args.lr)
     timer = StepTimeTracker(device, cell.warmup_steps)
     divergence.on_eval(0, step0_dev_loss)
     losses: list[float] = []

@@ -1,9 +1,11 @@
 """Divergence events:
 - ``non_finite_loss``: the training loss is NaN or infinite;
 - ``loss_spike``: the training loss exceeds ``spike_factor`` × the running median of the last ``window``;
-- ``restore_drift`` (step -1, before training): one perturb/perturb/restore cycle moved a weight
-  by more than the learning rate, the scale of one ZO update for |g·z| ≈ 1; in fp16/bf16 the
-  weights then random-walk faster than they learn (MeZO#42). A heuristic threshold, stated as such;
+- ``restore_drift`` (step -1, before training): one perturb/perturb/restore cycle moved the
+  weights by more (RMS) than the learning rate, the typical size of one ZO update for
+  |g·z| ≈ 1; in fp16/bf16 the weights then random-walk faster than they learn (MeZO#42).
+  A heuristic threshold, stated as such (the max is recorded too, but one ulp of a large
+  weight says little about the walk);
 - ``eval_loss_rebound``: the dev loss rises ``rebound_delta`` above its running minimum (the
   AdaZeta paper's MeZO-LoRA SST-2 curve rose 0.34 within ~600 steps). Reported once per
   rise: it re-arms when the dev loss sets a new minimum.
@@ -62,10 +64,10 @@ class DivergenceTracker:
         self.events += new
         return new
 
-    def on_restore_drift(self, drift_max: float, lr: float) -> list[dict[str, Any]]:
+    def on_restore_drift(self, drift_rms: float, lr: float) -> list[dict[str, Any]]:
         new = []
-        if not math.isfinite(drift_max) or drift_max > lr:
-            new.append({"step": -1, "kind": "restore_drift", "drift_max": drift_max, "lr": lr})
+        if not math.isfinite(drift_rms) or drift_rms > lr:
+            new.append({"step": -1, "kind": "restore_drift", "drift_rms": drift_rms, "lr": lr})
         self.events += new
         return new
 
