@@ -28,7 +28,8 @@ def _git(*args: str) -> str | None:
 
 def git_state() -> dict[str, Any]:
     sha = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    # results/ is excluded: a run's own records must not mark the code as dirty.
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"git_sha": sha, "git_dirty": bool(dirty) if dirty is not None else None}
 
 
