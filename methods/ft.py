@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 
 from zobench.api import Closure
+from zobench.methods._fo import backward_step
 
 VERSION = "1"
 
@@ -39,12 +40,7 @@ class FullFineTune:
         model.train()  # as the HF Trainer does for first-order fine-tuning
 
     def step(self, closure: Closure) -> float:
-        with torch.enable_grad():
-            loss = closure()
-            loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss.item()
+        return backward_step(self.optimizer, closure)
 
 
 def build(model: torch.nn.Module, args: Args, seed: int) -> FullFineTune:

@@ -11,6 +11,7 @@ import dataclasses
 import torch
 
 from zobench.api import Closure
+from zobench.methods._fo import backward_step
 from zobench.methods._lora import inject_lora
 
 VERSION = "1"
@@ -35,12 +36,7 @@ class LoRAFineTune:
         model.train()
 
     def step(self, closure: Closure) -> float:
-        with torch.enable_grad():
-            loss = closure()
-            loss.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss.item()
+        return backward_step(self.optimizer, closure)
 
 
 def build(model: torch.nn.Module, args: Args, seed: int) -> LoRAFineTune:
