@@ -7,6 +7,7 @@ the adapters alone. Defaults are the papers' (Table 16, maintainers' issue #7): 
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import torch
 
@@ -24,10 +25,15 @@ class Args:
     rank: int = 8
     alpha: int = 16
     targets: str = "qv"
+    queries: int = 1
+    fused_update: bool = True
+    restore: Literal["inplace", "snapshot"] = "inplace"  # snapshot costs 1× the adapters only
 
 
 def build(model: torch.nn.Module, args: Args, seed: int) -> mezo.MeZO:
     inject_lora(model, args.rank, args.alpha, args.targets)
-    method = mezo.MeZO(model, mezo.Args(lr=args.lr, eps=args.eps, weight_decay=args.weight_decay), seed)
-    method.variant = f"reference-lora-r{args.rank}-a{args.alpha}-{args.targets}"
+    zo_args = mezo.Args(lr=args.lr, eps=args.eps, weight_decay=args.weight_decay, queries=args.queries,
+                        fused_update=args.fused_update, restore=args.restore)
+    method = mezo.MeZO(model, zo_args, seed)
+    method.variant += f"+lora-r{args.rank}-a{args.alpha}-{args.targets}"
     return method
