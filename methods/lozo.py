@@ -63,7 +63,7 @@ class LowRankDirections:
                 gen = torch.Generator(device=p.device).manual_seed(seed + j)
                 self.V[j] = torch.randn(as_matrix(p).shape[1], self.rank, generator=gen, device=p.device, dtype=p.dtype)
 
-    def _draws(self, seed: int, purpose: str):
+    def draws(self, seed: int, purpose: str):
         """Yield (param index, U or z) for one direction; in official mode also stores V when due."""
         shared = {}
         for j, p in enumerate(self.params):
@@ -83,7 +83,7 @@ class LowRankDirections:
 
     @torch.no_grad()
     def add_(self, seed: int, scale: float, purpose: str = "perturb") -> None:
-        for j, draw in self._draws(seed, purpose):
+        for j, draw in self.draws(seed, purpose):
             p = self.params[j]
             if p.ndim < 2:
                 p.add_(draw, alpha=scale)
@@ -91,7 +91,7 @@ class LowRankDirections:
                 as_matrix(p).addmm_(draw, self.V[j].T, alpha=scale)
 
     def u_vectors(self, seed: int, purpose: str) -> dict[int, torch.Tensor]:
-        return dict(self._draws(seed, purpose))
+        return dict(self.draws(seed, purpose))
 
 
 class LOZO:
@@ -125,15 +125,20 @@ class LOZO:
         return losses[0]
 
     @torch.no_grad()
-    def update(self, seeds: list[int], grads: list[float]) -> None:
-        """X ← X(1 − lr·wd) − lr_X·mean_i(c_i·U_i·Vᵀ); 1-D: θ ← θ(1 − lr·wd) − lr·mean_i(c_i·z_i)."""
-        lr, wd, q = self.args.lr, self.args.weight_decay, len(seeds)
-        if wd:
+    def apply_weight_decay(self) -> None:
+        """θ ← θ(1 − lr·wd) for the tensors the reference rule decays."""
+        if self.args.weight_decay:
             for p, decay in zip(self.params, self.decay):
                 if decay:
-                    p.mul_(1 - lr * wd)
+                    p.mul_(1 - self.args.lr * self.args.weight_decay)
+
+    @torch.no_grad()
+    def update(self, seeds: list[int], grads: list[float]) -> None:
+        """X ← X(1 − lr·wd) − lr_X·mean_i(c_i·U_i·Vᵀ); 1-D: θ ← θ(1 − lr·wd) − lr·mean_i(c_i·z_i)."""
+        lr, q = self.args.lr, len(seeds)
+        self.apply_weight_decay()
         for seed, c in zip(seeds, grads):
-            for j, draw in self.directions.u_vectors(seed, "update").items():
+            for j, draw in self.directions.draws(seed, "update"):
                 p = self.params[j]
                 if p.ndim < 2:
                     p.add_(draw, alpha=-lr * c / q)

@@ -12,26 +12,18 @@ Extra memory per matrix: (m + n)·r. RNG, lr convention and ν as in ``lozo``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
 import torch
 
+from zobench.methods import lozo
 from zobench.methods.lozo import LOZO, as_matrix
 
 VERSION = "1"
 
 
 @dataclasses.dataclass
-class Args:
-    lr: float = 1e-7
-    eps: float = 1e-3
-    rank: int = 2
-    interval: int = 50
-    weight_decay: float = 0.0
+class Args(lozo.Args):
     beta: float = 0.9  # BETA1 in the original scripts
-    queries: int = 1
-    lr_convention: Literal["code", "paper"] = "code"
-    rng: Literal["fixed", "official"] = "fixed"
 
 
 def reproject(N: torch.Tensor, V_old: torch.Tensor, V_new: torch.Tensor) -> torch.Tensor:
@@ -41,7 +33,7 @@ def reproject(N: torch.Tensor, V_old: torch.Tensor, V_new: torch.Tensor) -> torc
 
 class LOZOM(LOZO):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int):
-        super().__init__(model, args, seed)  # type: ignore[arg-type]  (same fields plus beta)
+        super().__init__(model, args, seed)
         self.momentum: list[torch.Tensor | None] = [None] * len(self.params)
         self.V_old: list[torch.Tensor | None] = [None] * len(self.params)
         self.variant = "factored-momentum+" + self.variant
@@ -55,16 +47,13 @@ class LOZOM(LOZO):
 
     @torch.no_grad()
     def update(self, seeds: list[int], grads: list[float]) -> None:
-        lr, wd, beta, q = self.args.lr, self.args.weight_decay, self.args.beta, len(seeds)
+        lr, beta, q = self.args.lr, self.args.beta, len(seeds)
         refreshed = self.t % self.args.interval == 0 and self.t > 0
-        if wd:
-            for p, decay in zip(self.params, self.decay):
-                if decay:
-                    p.mul_(1 - lr * wd)
+        self.apply_weight_decay()
         # c·U averaged over the queries: the step's estimate in factored form.
         estimate: dict[int, torch.Tensor] = {}
         for seed, c in zip(seeds, grads):
-            for j, draw in self.directions.u_vectors(seed, "update").items():
+            for j, draw in self.directions.draws(seed, "update"):
                 estimate[j] = estimate.get(j, 0) + draw * (c / q)
         for j, cu in estimate.items():
             p, N = self.params[j], self.momentum[j]
