@@ -130,3 +130,24 @@ def test_loretta_adp_norms_option_and_zo_variant(tiny_batch):
     method.step(lambda: classification_loss(model, tiny_batch))
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and changed <= set(names)
+
+
+def test_tt_methods_suite_runs_end_to_end_on_the_tiny_model(tmp_path):
+    """Every TT method of the tt-methods suite ends ok on tiny-llama; AdaZeta records its schedule and forwards."""
+    import json
+    import os
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "zobench.cli", "run", "--suite", "tt-methods", "--models", "random:tiny-llama",
+           "--results-dir", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    records = {p.stem.split("--")[2]: json.loads(p.read_text()) for p in (tmp_path / "runs" / "tt-methods").glob("*.json")}
+    assert set(records) == {"floor", "mezo-lora", "adazeta", "loretta-adp", "loretta-adp-zo", "loretta-rep", "loretta-rep-zo"}
+    assert all(r["status"] == "ok" for r in records.values())
+    ada = records["adazeta"]
+    assert ada["metrics"]["forwards_total"] == ada["series"]["forwards"][-1] == 2 * ada["metrics"]["steps_done"]
+    assert ada["method_info"]["details"]["schedule"]["variant"] == "code"
+    assert ada["method_info"]["details"]["plan"] == {"train_size": 64, "batch_size": 8, "total_steps": 6}
+    assert "placement-code" in ada["method_info"]["variant"] and "restore_drift_max" in ada["metrics"]
+    assert records["loretta-rep-zo"]["method_info"]["variant"].endswith("+zo-q1")
