@@ -27,12 +27,11 @@ VERSION = "1"
 
 
 @dataclasses.dataclass
-class Args:
+class LorettaArgs:
+    """What LoRETTA adp and rep share: TT contraction and shapes, norms, and the optimizer."""
+
     lr: float = 1e-4
     weight_decay: float = 0.0
-    rank: int = 8  # TT rank
-    bottleneck: int = 64
-    placement: Literal["code", "paper"] = "code"
     contraction: Literal["sequential", "parallel", "groups-3", "groups-4"] = "sequential"
     modes: Literal["preset", "auto"] = "preset"
     train_norms: bool = True
@@ -41,11 +40,18 @@ class Args:
     queries: int = 1  # zo only
 
 
+@dataclasses.dataclass
+class Args(LorettaArgs):
+    rank: int = 8  # TT rank
+    bottleneck: int = 64
+    placement: Literal["code", "paper"] = "code"
+
+
 def trainable(model: torch.nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def with_optimizer(model: torch.nn.Module, args, seed: int, variant: str):
+def with_optimizer(model: torch.nn.Module, args: LorettaArgs, seed: int, variant: str):
     """AdamW (LoRETTA as published) or the ZO estimator (MeZO core) over the trainable tensors."""
     if args.optimizer == "adamw":
         return AdamWOver(model, trainable(model), args.lr, args.weight_decay, variant + "+adamw")

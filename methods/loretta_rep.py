@@ -12,33 +12,23 @@ every norm trainable: Llama-2-7B then has 516,096 trainable parameters ("0.51M")
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
-
 import torch
 
 from zobench.methods._lora import target_modules
 from zobench.methods._tt import LORA_PRESETS_8, TTLinear, tt_modes
 from zobench.methods._tt_adapters import is_norm, set_submodule
-from zobench.methods.loretta_adp import with_optimizer
+from zobench.methods.loretta_adp import LorettaArgs, with_optimizer
 
 VERSION = "1"
 
 
 @dataclasses.dataclass
-class Args:
-    lr: float = 1e-4
-    weight_decay: float = 0.0
+class Args(LorettaArgs):
     lora_rank: int = 8
     alpha: int = 16
     tt_rank: int = 8
     dropout: float = 0.05
     targets: str = "qv"
-    contraction: Literal["sequential", "parallel", "groups-3", "groups-4"] = "sequential"
-    modes: Literal["preset", "auto"] = "preset"
-    train_norms: bool = True
-    optimizer: Literal["adamw", "zo"] = "adamw"
-    eps: float = 1e-3  # zo only
-    queries: int = 1  # zo only
 
 
 class TTLoRALinear(torch.nn.Module):
