@@ -12,6 +12,7 @@ every norm trainable: Llama-2-7B then has 516,096 trainable parameters ("0.51M")
 from __future__ import annotations
 
 import dataclasses
+
 import torch
 
 from zobench.methods._lora import target_modules
