@@ -70,3 +70,17 @@ def test_batched_and_single_scoring_agree(tiny):
     torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
     assert torch.equal(batched.argmax(-1), single.argmax(-1))
     assert accuracy(model, encoded, 0, "cpu", 4) == accuracy(model, encoded, 0, "cpu", 1000)
+
+
+def test_scoring_forwards_build_no_kv_cache(tiny, tiny_batch):
+    """Scoring never decodes, so its forwards return no KV cache: a cache holds every layer's K and V until the
+    forward ends and would count towards the floor's and every ZO method's peak memory."""
+    model, _ = tiny
+    outputs = []
+    handle = model.register_forward_hook(lambda module, args, output: outputs.append(output))
+    try:
+        with torch.no_grad():
+            option_scores(model, tiny_batch)
+    finally:
+        handle.remove()
+    assert len(outputs) == 1 and outputs[0].past_key_values is None

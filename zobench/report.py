@@ -41,6 +41,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
             "seeds": len(group), "statuses": ", ".join(f"{s} {n}" for s, n in group.status.value_counts().items()),
             "peak_mem_bytes": ok.peak_mem_bytes.astype(float).mean() if len(ok) else float("nan"),
             "peak_mem_source": ", ".join(sorted(set(ok.peak_mem_source.dropna()))) or "-",
+            # What an out-of-memory cell reached before it failed: the point of running it.
+            "oom_peak_mem_bytes": group[group.status == "oom"].peak_mem_bytes.astype(float).max(),
             "step_time_s": ok.step_time_s.astype(float).mean() if len(ok) else float("nan"),
             "forwards_per_step": group.forwards_per_step.dropna().iloc[0] if group.forwards_per_step.notna().any() else None,
             "step0": _mean_sd(ok.step0_accuracy.astype(float)), "final": _mean_sd(ok.accuracy.astype(float)),
@@ -68,6 +70,8 @@ def markdown_report(df: pd.DataFrame) -> str:
         for r in group.itertuples():
             step_ms = f"{r.step_time_s * 1000:.0f} ms" if math.isfinite(r.step_time_s) else "-"
             peak = human_bytes(r.peak_mem_bytes) if math.isfinite(r.peak_mem_bytes) else "-"
+            if not math.isfinite(r.peak_mem_bytes) and math.isfinite(r.oom_peak_mem_bytes):
+                peak = f"oom at {human_bytes(r.oom_peak_mem_bytes)}"
             trainable = f"{int(r.trainable_params):,}" if r.trainable_params is not None else "-"
             fwd = int(r.forwards_per_step) if r.forwards_per_step is not None else "-"
             out.append(f"| {r.label} | {r.statuses} | {peak} | {_ratio(r.peak_mem_bytes, floor_mem)} | {step_ms} | "

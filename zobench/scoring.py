@@ -125,15 +125,17 @@ def collate(examples: Sequence[EncodedExample], pad_id: int) -> Batch:
     return Batch(input_ids, attention_mask, position_ids, option_mask, labels, n_options, keep)
 
 
-def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
-
-
 def option_scores(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     """Mean log-likelihood of each option's tokens, shape (examples, options), in fp32."""
     kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids)
-    if _accepts_logits_to_keep(model):
+    accepted = inspect.signature(model.forward).parameters
+    if "logits_to_keep" in accepted:
         kwargs["logits_to_keep"] = batch.keep
+    if "use_cache" in accepted:
+        # Scoring never decodes, but causal LMs build a KV cache by default: every layer's
+        # K and V kept to the end of the forward (8 GiB for Llama-2-7B at 32 × 512 tokens),
+        # which would inflate the floor's and every ZO method's peak memory.
+        kwargs["use_cache"] = False
     logits = model(**kwargs).logits[:, -batch.keep :]
     targets = batch.input_ids[:, -batch.keep + 1 :]
     logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)

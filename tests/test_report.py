@@ -1,0 +1,26 @@
+"""The Markdown report shows what an out-of-memory cell reached, not a blank."""
+
+from __future__ import annotations
+
+from zobench.report import markdown_report
+from zobench.store import load_results, write_record
+from zobench.suite import Overrides, expand, load_suite
+from zobench.worker import new_record
+
+
+def test_an_oom_cell_shows_the_memory_it_reached(tmp_path):
+    """An oom cell has no ok peak to average, so its row says `oom at <peak reached>`; ok cells keep their peak,
+    and the oom cell gets no ratio to the floor (it is a lower bound, not a measurement of the method's need)."""
+    floor, ft = expand(load_suite("smoke"), Overrides(methods=["floor", "ft"]))
+    ok = new_record(floor)
+    ok.update(status="ok", metrics={"peak_mem_bytes": 14 * 2**30, "peak_mem_source": "nvml_process",
+                                    "step_time_s": 0.1, "forwards_per_step": 2})
+    oom = new_record(ft)
+    oom.update(status="oom", error="torch.OutOfMemoryError: CUDA out of memory.",
+               metrics={"peak_mem_bytes": 79 * 2**30, "peak_mem_source": "nvml_process", "forwards_per_step": 1})
+    for record in (ok, oom):
+        write_record(tmp_path, record)
+    rows = {line.split(" | ")[0]: line for line in markdown_report(load_results(tmp_path)).splitlines()
+            if line.startswith("| floor") or line.startswith("| ft")}
+    assert "| oom 1 | oom at 79.0 GiB | - |" in rows["| ft"]
+    assert "| ok 1 | 14.0 GiB | 1.00× |" in rows["| floor"]
