@@ -44,7 +44,7 @@ SETTINGS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "target": (dict, {}),
     "monitor": (bool, True),
 }
-METHOD_OVERRIDES = {"steps": int, "batch_size": int, "monitor": bool}
+METHOD_OVERRIDES = {"steps": int, "batch_size": int, "monitor": bool, "dtype": str}
 POLICIES = ("continue", "stop")
 TARGET_METRICS = ("dev_accuracy", "train_loss")
 DEVICES = ("auto", "cpu", "cuda")
@@ -168,6 +168,8 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                 if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
                     raise UserError(f"{where}: '{key}' of method '{label}' must be {kind.__name__}, got {value!r}")
                 harness[key] = value
+        if harness.get("dtype", s["dtype"]) not in DTYPES:
+            raise UserError(f"{where}: unknown dtype '{harness['dtype']}' for method '{label}'; valid: {', '.join(DTYPES)}")
         args = make_args(method, entry, where)  # validates names and types now, not in the child
         steps = overrides.steps if overrides.steps is not None else harness.get("steps", s["steps"])
         for task_name in tasks:
@@ -182,7 +184,7 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                     cells.append(Cell(
                         suite=s["name"], model=model, task=task_name, label=label, method=method,
                         args=dataclasses.asdict(args), seed=seed, steps=steps,
-                        batch_size=harness.get("batch_size", s["batch_size"]), dtype=s["dtype"],
+                        batch_size=harness.get("batch_size", s["batch_size"]), dtype=harness.get("dtype", s["dtype"]),
                         device=s["device"], data_seed=s["data_seed"], split_sizes=sizes,
                         max_length=s["max_length"], eval_batch_size=s["eval_batch_size"],
                         timeout_s=float(s["timeout_s"]), spike_factor=float(s["spike_factor"]),
