@@ -28,6 +28,10 @@ def _git(*args: str) -> str | None:
 
 def git_state() -> dict[str, Any]:
     sha = _git("rev-parse", "HEAD")
+    if sha is None and os.environ.get("ZOBENCH_GIT_SHA"):
+        # A copy without .git (a GPU runner given the working tree, a non-editable
+        # install): the caller states the commit, and the record says it was stated.
+        return {"git_sha": os.environ["ZOBENCH_GIT_SHA"], "git_dirty": None, "git_sha_source": "ZOBENCH_GIT_SHA"}
     # results/ is excluded: a run's own records must not mark the code as dirty.
     dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"git_sha": sha, "git_dirty": bool(dirty) if dirty is not None else None}
