@@ -22,6 +22,7 @@ from zobench.api import TrainingPlan
 from zobench.env import provenance
 from zobench.methods import adazeta
 from zobench.methods._tt import CONTRACTIONS
+from zobench.methods._zo import perturb_
 from zobench.methods._tt_adapters import ADAZETA_PRESETS_64, TTAdapter
 from zobench.models import load_model
 from zobench.registry import make_args
@@ -49,12 +50,13 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int, device: str) 
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def measure(model_name: str, batch: int, tokens: int, rounds: int, queries: list[int], device: str) -> dict:
-    bare, _, info = load_model(model_name, "fp32", device, seed=0)
+def measure(model_name: str, batch: int, tokens: int, rounds: int, queries: list[int], device: str,
+            dtype: str = "fp32") -> dict:
+    bare, _, info = load_model(model_name, dtype, device, seed=0)
     ids = torch.randint(0, bare.config.vocab_size, (batch, tokens), generator=torch.Generator().manual_seed(0)).to(device)
     adapted = {}
     for q in queries:  # one adapted copy per Q (each build injects adapters into its model)
-        model, _, _ = load_model(model_name, "fp32", device, seed=0)
+        model, _, _ = load_model(model_name, dtype, device, seed=0)
         args = make_args("adazeta", {"schedule": "fixed", "queries": q})
         adapted[q] = (model, adazeta.build(model, args, 0, TrainingPlan(1000, batch, 1000)))
     first_model, first_method = adapted[queries[0]]
@@ -64,8 +66,11 @@ def measure(model_name: str, batch: int, tokens: int, rounds: int, queries: list
 
     with torch.no_grad():
         fwd = interleaved({"bare": forward(bare), "adapted": forward(first_model)}, rounds, device)
-    steps = {f"q{q}": (lambda m=m, mod=mod: m.step(forward(mod))) for q, (mod, m) in adapted.items()}
+    steps: dict[str, Callable[[], object]] = {f"q{q}": (lambda m=m, mod=mod: m.step(forward(mod))) for q, (mod, m) in adapted.items()}
     steps["bare_forward"] = lambda: torch.no_grad()(forward(bare))()
+    # One z pass over the adapter tensors (a step makes 3): many small tensors, so on a GPU
+    # its cost is kernel launches rather than bytes.
+    steps["z_pass"] = lambda: perturb_(first_method.params, seed=0, scale=0.0)
     step_times = interleaved(steps, rounds, device)
 
     hidden = bare.config.hidden_size
@@ -89,7 +94,8 @@ def measure(model_name: str, batch: int, tokens: int, rounds: int, queries: list
         "adazeta_steps": {k: {"step_s": step_times[k], "queries": int(k[1:]),
                               "ratio_to_2q_bare_forwards": step_times[k] / (2 * int(k[1:]) * floor)}
                           for k in step_times if k.startswith("q")},
-        "bare_forward_s": floor,
+        "bare_forward_s": floor, "adapter_z_pass_s": step_times["z_pass"],
+        "adapter_tensors": len(first_method.params),
     }
 
 
@@ -101,11 +107,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--queries", default="1,4", help="fixed Q values to time AdaZeta steps at")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"], help="the base model's dtype")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     a = parser.parse_args(argv)
-    r = measure(a.model, a.batch, a.tokens, a.rounds, [int(q) for q in a.queries.split(",")], a.device)
-    print(f"{r['model']}, batch {a.batch} × {a.tokens} tokens, fp32, {a.device}; {r['adapters']} adapters, "
-          f"{r['adapter_params']:,} params")
+    r = measure(a.model, a.batch, a.tokens, a.rounds, [int(q) for q in a.queries.split(",")], a.device, a.dtype)
+    print(f"{r['model']}, batch {a.batch} × {a.tokens} tokens, {a.dtype}, {a.device}; {r['adapters']} adapters, "
+          f"{r['adapter_params']:,} params in {r['adapter_tensors']} tensors")
     print(f"forward: bare {r['forward_s']['bare'] * 1e3:.1f} ms, with adapters {r['forward_s']['adapted'] * 1e3:.1f} ms "
           f"(+{r['adapter_forward_overhead']:.1%})")
     for name, s in r["adapter_call_s"].items():
@@ -113,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, s in r["adazeta_steps"].items():
         print(f"adazeta Q={s['queries']}: step {s['step_s'] * 1e3:.0f} ms = {s['ratio_to_2q_bare_forwards']:.3f} × "
               f"(2Q × bare forward {r['bare_forward_s'] * 1e3:.0f} ms)")
+    print(f"one z pass over the adapter tensors: {r['adapter_z_pass_s'] * 1e3:.1f} ms")
     if a.out:
         atomic_write_text(a.out, json.dumps(r, indent=1) + "\n")
 
