@@ -1,4 +1,4 @@
-"""The ``zobench`` command: run, list, show, report. Parses arguments and calls functions.
+"""The ``zobench`` command: run, list, show, report, compare. Parses arguments and calls functions.
 
 Bad input (UserError) prints one line and exits 2 before anything is written.
 """
@@ -161,6 +161,30 @@ def report(
     if out is not None:
         atomic_write_text(out, text)
     typer.echo(text)
+
+
+@app.command()
+def compare(
+    base: Path = typer.Argument(..., help="BASE records: a results dir, a suite folder or one record file"),
+    head: Path = typer.Argument(..., help="HEAD records, the same kinds"),
+    suite: Optional[str] = typer.Option(None, "--suite", help="only this suite (a name or a YAML path); its thresholds apply"),
+    threshold: Optional[list[str]] = typer.Option(None, "--threshold", help="KEY=NUMBER over the suite's, e.g. step_time=0.2"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also write the Markdown here"),
+) -> None:
+    """The regression gate: exit 1 when HEAD regresses on BASE, 0 otherwise, 2 on bad input."""
+    from zobench.compare import gate, parse_overrides, render
+    from zobench.store import atomic_write_text
+
+    try:
+        result = gate(base, head, suite, parse_overrides(threshold))
+    except UserError as exc:
+        _fail(exc)
+    text = render(result)
+    if out is not None:
+        atomic_write_text(out, text)
+    typer.echo(text)
+    if len(result.regressions):
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - `python -m zobench.cli`
