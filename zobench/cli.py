@@ -149,15 +149,21 @@ def report(
     results_dir: Path = ResultsDir,
     suite: Optional[str] = typer.Option(None, "--suite", help="only this suite"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write the Markdown here"),
+    html: Optional[Path] = typer.Option(None, "--html", help="also write a self-contained HTML page with figures here"),
 ) -> None:
-    """A Markdown comparison table of the stored records (ratios to the inference floor)."""
+    """The comparison table of the stored records (ratios to the inference floor); --html adds figures."""
     from zobench.report import markdown_report
     from zobench.store import atomic_write_text
 
     try:
-        text = markdown_report(_load(results_dir, suite))
+        df = _load(results_dir, suite)
     except UserError as exc:
         _fail(exc)
+    text = markdown_report(df)
+    if html is not None:
+        from zobench.html_report import html_report
+
+        atomic_write_text(html, html_report(df, f"zobench report: {suite or results_dir}"))
     if out is not None:
         atomic_write_text(out, text)
     typer.echo(text)
