@@ -1,4 +1,4 @@
-"""The ``zobench`` command: run, list, show, report, compare. Parses arguments and calls functions.
+"""The ``zobench`` command: run, list, show, report, compare, asv-record, nightly. Parses arguments and calls functions.
 
 Bad input (UserError) prints one line and exits 2 before anything is written.
 """
@@ -191,6 +191,65 @@ def compare(
     typer.echo(text)
     if len(result.regressions):
         raise typer.Exit(1)
+
+
+@app.command("asv-record")
+def asv_record(
+    records: Path = typer.Argument(..., help="the commit's records: a results dir or a suite folder"),
+    commit: str = typer.Option(..., "--commit", help="the commit hash they belong to (must be in asv's repo)"),
+    suite: Optional[str] = typer.Option(None, "--suite", help="only this suite's records"),
+    asv_config: Path = typer.Option(Path("asv.conf.json"), "--asv-config"),
+    machine: Optional[str] = typer.Option(None, "--machine", help="asv machine name (default: the host name)"),
+    publish: bool = typer.Option(True, "--publish/--no-publish", help="then run `asv publish`"),
+) -> None:
+    """Save one commit's records as asv results (benchmarks/records.py) and publish the history."""
+    from zobench import asv_flow
+
+    try:
+        asv_flow.load_config(asv_config)
+        if not records.exists():
+            raise UserError(f"records '{records}' do not exist; pass a results dir or a suite folder")
+        asv_flow.record(records, commit, asv_config, machine, suite)
+        if publish:
+            typer.echo(f"published {asv_flow.publish(asv_config)}/index.html")
+    except UserError as exc:
+        _fail(exc)
+    except asv_flow.AsvError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def nightly(
+    suite: str = typer.Option("nightly", "--suite", help="a built-in suite name or a suite YAML (smoke for a CPU check)"),
+    store: Path = typer.Option(Path("nightly"), "--store", help="persistent folder: records per commit, BASELINE, asv history"),
+    out: Path = typer.Option(Path("nightly-report"), "--out", help="where compare.md, report.md and report.html go"),
+    commit: Optional[str] = typer.Option(None, "--commit", help="default: git HEAD of the working directory"),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="compare with these records instead of the store's BASELINE"),
+    asv_config: Path = typer.Option(Path("asv.conf.json"), "--asv-config"),
+    no_asv: bool = typer.Option(False, "--no-asv", help="skip recording into asv and publishing"),
+    machine: Optional[str] = typer.Option(None, "--machine", help="asv machine name (default: the host name)"),
+    accept: bool = typer.Option(False, "--accept", help="make this run the baseline even if the gate fails"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
+) -> None:
+    """The nightly job: run, store, compare with the baseline, asv record + publish, reports. Exit 1 on a regression."""
+    from zobench import asv_flow
+    from zobench.nightly import NightlyArgs
+    from zobench.nightly import nightly as run_nightly
+
+    args = NightlyArgs(suite=suite, store=store, out=out, commit=commit, baseline=baseline,
+                       asv_config=None if no_asv else asv_config, machine=machine, accept=accept, data_dir=data_dir)
+    try:
+        code = run_nightly(args, say=lambda text: typer.echo(text, err=True))
+    except UserError as exc:
+        _fail(exc)
+    except asv_flow.AsvError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished cells are saved; run the same command again to resume", err=True)
+        raise typer.Exit(130)
+    raise typer.Exit(code)
 
 
 def main() -> None:  # pragma: no cover - `python -m zobench.cli`
