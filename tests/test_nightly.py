@@ -109,6 +109,7 @@ def test_a_regression_fails_the_night_and_keeps_the_baseline(project, smoke_reco
     (["--baseline", "/does/not/exist"], "--baseline"),
     (["--asv-config", "missing.json"], "asv config"),
     (["--data-dir", "/does/not/exist"], "ZOBENCH_DATA_DIR"),
+    (["--commit", "deadbeef"], "not in asv's repo"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(project, args, needle):
     """Every check runs before the first cell: one line, exit 2, no store and no reports."""

@@ -42,6 +42,15 @@ def load_config(config: Path) -> dict:
     return load_json(str(config), js_comments=True)
 
 
+def check_commit(config: Path, commit: str) -> None:
+    """asv files results under a commit of its repo; refuse one it cannot find, before any work."""
+    repo = (config.resolve().parent / load_config(config).get("repo", ".")).resolve()
+    out = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"], cwd=repo,
+                         capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise UserError(f"commit '{commit}' is not in asv's repo {repo} (asv.conf.json 'repo'); pass a commit of its history")
+
+
 def store_config(config: Path, store: Path) -> Path:
     """A copy of ``config`` whose results and HTML live in ``store``, with absolute repo paths.
 

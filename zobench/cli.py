@@ -206,7 +206,7 @@ def asv_record(
     from zobench import asv_flow
 
     try:
-        asv_flow.load_config(asv_config)
+        asv_flow.check_commit(asv_config, commit)
         if not records.exists():
             raise UserError(f"records '{records}' do not exist; pass a results dir or a suite folder")
         asv_flow.record(records, commit, asv_config, machine, suite)

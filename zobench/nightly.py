@@ -76,7 +76,7 @@ def nightly(args: NightlyArgs, say: Callable[[str], None]) -> int:
     if baseline is not None and load_results(baseline).query("suite == @spec.name").empty:
         raise UserError(f"baseline '{baseline}' has no records of suite '{spec.name}'")
     if args.asv_config is not None:
-        asv_flow.load_config(args.asv_config)
+        asv_flow.check_commit(args.asv_config, commit)
 
     results = args.store / commit
     say(f"[1/5] run suite {spec.name} for {commit[:12]}: {len(cells)} cells → {results}/runs/{spec.name}/")
