@@ -172,11 +172,16 @@ def test_forwards_to_target_and_losing_the_target(smoke_records, tmp_path):
 
 
 def test_a_cell_that_now_fails_is_a_regression(smoke_records, tmp_path):
-    """ok in BASE, oom in HEAD: the status row fails the gate."""
+    """ok in BASE, oom in HEAD: the status row fails the gate; oom on both sides is shown, not failed."""
     head = copy(smoke_records, tmp_path / "head")
     edit(head, "ft", lambda r: r.update(status="oom"))
     result = gate(smoke_records, head)
-    assert result.exit_code == 1 and "ok → oom" in rows(result.stdout, "ft", "status")[0]
+    [row] = rows(result.stdout, "ft", "status")
+    assert result.exit_code == 1 and "ok → oom" in row and "REGRESSION" in row
+    result = gate(head, head)
+    [row] = rows(result.stdout, "ft", "status")
+    assert result.exit_code == 0 and "oom → oom" in row and "| same " in row
+    assert not rows(result.stdout, "ft", "peak memory"), "a failed cell's metrics are not compared"
 
 
 def test_cells_on_one_side_are_listed(smoke_records, tmp_path):

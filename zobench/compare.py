@@ -149,14 +149,24 @@ def _verdict(change: float, threshold: float, p: float | None, alpha: float) -> 
     return REGRESSION if change > 0 else IMPROVED
 
 
-def _unit_rows(unit: str, base: pd.DataFrame, head: pd.DataFrame, thr: dict[str, float]) -> list[dict]:
+def _status_rows(unit: str, seeds: str, base: pd.DataFrame, head: pd.DataFrame) -> list[dict]:
+    """Seeds that did not finish on both sides: a new failure is a regression; the others are
+    shown too (their metrics cannot be compared), never dropped in silence."""
     rows = []
+    pairs = [(b.seed, b.status, h.status) for b, h in zip(base.itertuples(), head.itertuples())]
+    broken = [p for p in pairs if p[1] in OK_STATUSES and p[2] not in OK_STATUSES]
+    fixed = [p for p in pairs if p[1] not in OK_STATUSES and p[2] in OK_STATUSES]
+    still = [p for p in pairs if p[1] not in OK_STATUSES and p[2] not in OK_STATUSES]
+    for group, verdict in ((broken, REGRESSION), (fixed, IMPROVED), (still, SAME)):
+        if group:
+            rows.append(dict(cell=unit, seeds=seeds, metric="status", base="", head="", threshold="-", test="-",
+                             change="; ".join(f"s{seed}: {b} → {h}" for seed, b, h in group), verdict=verdict))
+    return rows
+
+
+def _unit_rows(unit: str, base: pd.DataFrame, head: pd.DataFrame, thr: dict[str, float]) -> list[dict]:
     seeds = ",".join(f"s{s}" for s in base.seed)
-    fails = [f"s{b.seed}: {b.status} → {h.status}" for b, h in zip(base.itertuples(), head.itertuples())
-             if b.status in OK_STATUSES and h.status not in OK_STATUSES]
-    if fails:
-        rows.append(dict(cell=unit, seeds=seeds, metric="status", base="ok", head="failed", change="; ".join(fails),
-                         threshold="-", test="-", verdict=REGRESSION))
+    rows = _status_rows(unit, seeds, base, head)
     both_ok = base.status.isin(OK_STATUSES).to_numpy() & head.status.isin(OK_STATUSES).to_numpy()
     base, head = base[both_ok], head[both_ok]
     for metric in METRICS:
