@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny random Llama (no download) and the benchmark data dir."""
+"""Shared fixtures: a tiny random Llama (no download), real smoke-suite records and the data dir."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,20 @@ def data_dir() -> Path:
     if path is None:
         pytest.skip("benchmark data not found: set ZOBENCH_DATA_DIR to a folder laid out like shared/data")
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_records(tmp_path_factory) -> Path:
+    """A results dir with real records of the smoke suite (tiny model, 8 steps: 7 timed).
+
+    Shared by the compare, report and asv tests; tests that change records copy it first.
+    """
+    results = tmp_path_factory.mktemp("smoke") / "results"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "zobench.cli", "run", "--suite", "smoke", "--steps", "8",
+                           "--results-dir", str(results)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return results
 
 
 @pytest.fixture(autouse=True)

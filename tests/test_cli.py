@@ -65,6 +65,7 @@ BAD_SUITES = {
     "wrong-setting-type": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods: {floor: {}}\nsteps: many\n",
     "bad-policy": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods: {floor: {}}\ndivergence_policy: panic\n",
     "bad-target": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods: {floor: {}}\ntarget: {metric: bleu, value: 1}\n",
+    "bad-threshold": "name: x\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\nmethods: {floor: {}}\nthresholds: {speed: 1}\n",
 }
 BAD_ARGS = {
     "unknown-suite": (["--suite", "nope"], "valid suites"),
@@ -94,7 +95,7 @@ def test_bad_suite_files_exit_2_and_write_nothing(case, tmp_path):
     needle = {"malformed": "malformed YAML", "unknown-hparam": "valid: lr", "wrong-type": "must be float",
               "bad-choice": "valid: adamw, sgd", "unknown-method": "valid methods", "unknown-setting": "valid:",
               "wrong-setting-type": "must be int", "bad-policy": "valid: continue, stop",
-              "bad-target": "dev_accuracy | train_loss"}[case]
+              "bad-target": "dev_accuracy | train_loss", "bad-threshold": "valid: peak_mem"}[case]
     assert_clean_rejection(proc, tmp_path / "res", needle)
 
 

@@ -1,4 +1,5 @@
-"""The ``zobench`` command: run, list, show, report. Parses arguments and calls functions.
+"""The ``zobench`` command: run, list, show, report, compare, asv-record, nightly, inspect.
+Parses arguments and calls functions.
 
 Bad input (UserError) prints one line and exits 2 before anything is written.
 """
@@ -149,18 +150,107 @@ def report(
     results_dir: Path = ResultsDir,
     suite: Optional[str] = typer.Option(None, "--suite", help="only this suite"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write the Markdown here"),
+    html: Optional[Path] = typer.Option(None, "--html", help="also write a self-contained HTML page with figures here"),
 ) -> None:
-    """A Markdown comparison table of the stored records (ratios to the inference floor)."""
+    """The comparison table of the stored records (ratios to the inference floor); --html adds figures."""
     from zobench.report import markdown_report
     from zobench.store import atomic_write_text
 
     try:
-        text = markdown_report(_load(results_dir, suite))
+        df = _load(results_dir, suite)
     except UserError as exc:
         _fail(exc)
+    text = markdown_report(df)
+    if html is not None:
+        from zobench.html_report import html_report
+
+        atomic_write_text(html, html_report(df, f"zobench report: {suite or results_dir}"))
     if out is not None:
         atomic_write_text(out, text)
     typer.echo(text)
+
+
+@app.command()
+def compare(
+    base: Path = typer.Argument(..., help="BASE records: a results dir, a suite folder or one record file"),
+    head: Path = typer.Argument(..., help="HEAD records, the same kinds"),
+    suite: Optional[str] = typer.Option(None, "--suite", help="only this suite (a name or a YAML path); its thresholds apply"),
+    threshold: Optional[list[str]] = typer.Option(None, "--threshold", help="KEY=NUMBER over the suite's, e.g. step_time=0.2"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also write the Markdown here"),
+) -> None:
+    """The regression gate: exit 1 when HEAD regresses on BASE, 0 otherwise, 2 on bad input."""
+    from zobench.compare import gate, parse_overrides, render
+    from zobench.store import atomic_write_text
+
+    try:
+        result = gate(base, head, suite, parse_overrides(threshold))
+    except UserError as exc:
+        _fail(exc)
+    text = render(result)
+    if out is not None:
+        atomic_write_text(out, text)
+    typer.echo(text)
+    if len(result.regressions):
+        raise typer.Exit(1)
+
+
+@app.command("asv-record")
+def asv_record(
+    records: Path = typer.Argument(..., help="the commit's records: a results dir or a suite folder"),
+    commit: str = typer.Option(..., "--commit", help="the commit hash they belong to (must be in asv's repo)"),
+    suite: Optional[str] = typer.Option(None, "--suite", help="only this suite's records"),
+    asv_config: Path = typer.Option(Path("asv.conf.json"), "--asv-config"),
+    machine: Optional[str] = typer.Option(None, "--machine", help="asv machine name (default: the host name)"),
+    publish: bool = typer.Option(True, "--publish/--no-publish", help="then run `asv publish`"),
+) -> None:
+    """Save one commit's records as asv results (benchmarks/records.py) and publish the history."""
+    from zobench import asv_flow
+
+    try:
+        asv_flow.check_commit(asv_config, commit)
+        if not records.exists():
+            raise UserError(f"records '{records}' do not exist; pass a results dir or a suite folder")
+        asv_flow.record(records, commit, asv_config, machine, suite)
+        if publish:
+            typer.echo(f"published {asv_flow.publish(asv_config)}/index.html")
+    except UserError as exc:
+        _fail(exc)
+    except asv_flow.AsvError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def nightly(
+    suite: str = typer.Option("nightly", "--suite", help="a built-in suite name or a suite YAML (smoke for a CPU check)"),
+    store: Path = typer.Option(Path("nightly"), "--store", help="persistent folder: records per commit, BASELINE, asv history"),
+    out: Path = typer.Option(Path("nightly-report"), "--out", help="where compare.md, report.md and report.html go"),
+    commit: Optional[str] = typer.Option(None, "--commit", help="default: git HEAD of the working directory"),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="compare with these records instead of the store's BASELINE"),
+    asv_config: Path = typer.Option(Path("asv.conf.json"), "--asv-config"),
+    no_asv: bool = typer.Option(False, "--no-asv", help="skip recording into asv and publishing"),
+    machine: Optional[str] = typer.Option(None, "--machine", help="asv machine name (default: the host name)"),
+    accept: bool = typer.Option(False, "--accept", help="make this run the baseline even if the gate fails"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
+) -> None:
+    """The nightly job: run, store, compare with the baseline, asv record + publish, reports. Exit 1 on a regression."""
+    from zobench import asv_flow
+    from zobench.nightly import NightlyArgs
+    from zobench.nightly import nightly as run_nightly
+
+    args = NightlyArgs(suite=suite, store=store, out=out, commit=commit, baseline=baseline,
+                       asv_config=None if no_asv else asv_config, machine=machine, accept=accept, data_dir=data_dir)
+    try:
+        code = run_nightly(args, say=lambda text: typer.echo(text, err=True))
+    except UserError as exc:
+        _fail(exc)
+    except asv_flow.AsvError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished cells are saved; run the same command again to resume", err=True)
+        raise typer.Exit(130)
+    raise typer.Exit(code)
 
 
 @app.command("inspect")

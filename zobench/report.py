@@ -30,6 +30,16 @@ def _ratio(value: float, floor: float | None) -> str:
     return f"{value / floor:.2f}×"
 
 
+def _to_target(group: pd.DataFrame) -> str:
+    """Mean forwards to the suite's target over the seeds that reached it, and how many did."""
+    if not group.target_metric.notna().any():
+        return "-"
+    reached = group.get("forwards_to_target", pd.Series(dtype=float)).dropna().astype(float)
+    if reached.empty:
+        return f"not reached (0/{len(group)})"
+    return f"{reached.mean():,.0f} ({len(reached)}/{len(group)})"
+
+
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (suite, model, task, method label): means over seeds and status counts."""
     rows = []
@@ -47,6 +57,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
             "forwards_per_step": group.forwards_per_step.dropna().iloc[0] if group.forwards_per_step.notna().any() else None,
             "step0": _mean_sd(ok.step0_accuracy.astype(float)), "final": _mean_sd(ok.accuracy.astype(float)),
             "dev": _mean_sd(ok.dev_accuracy.astype(float)),
+            "forwards_to_target": _to_target(group),
             "divergence_events": int(group.divergence_events.fillna(0).sum()),
             "divergence_rate": float((group.divergence_events.fillna(0) > 0).mean()),
             "trainable_params": group.trainable_params.dropna().iloc[0] if group.trainable_params.notna().any() else None,
@@ -54,30 +65,49 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+COLUMNS = ["method", "status", "peak mem", "× floor", "step time", "× floor ", "fwd/step", "fwd to target",
+           "step-0 acc", "final acc", "dev acc", "div. events (rate)", "trainable"]
+
+
+def table(group: pd.DataFrame) -> list[dict[str, str]]:
+    """The comparison rows of one (suite, model, task) summary group, formatted, keyed by COLUMNS."""
+    floor = group[group.method == FLOOR]
+    floor_mem = floor.peak_mem_bytes.iloc[0] if len(floor) else None
+    floor_time = floor.step_time_s.iloc[0] if len(floor) else None
+    rows = []
+    for r in group.itertuples():
+        peak = human_bytes(r.peak_mem_bytes) if math.isfinite(r.peak_mem_bytes) else "-"
+        if not math.isfinite(r.peak_mem_bytes) and math.isfinite(r.oom_peak_mem_bytes):
+            peak = f"oom at {human_bytes(r.oom_peak_mem_bytes)}"
+        rows.append(dict(zip(COLUMNS, [
+            r.label, r.statuses, peak,
+            _ratio(r.peak_mem_bytes, floor_mem), f"{r.step_time_s * 1000:.0f} ms" if math.isfinite(r.step_time_s) else "-",
+            _ratio(r.step_time_s, floor_time), str(int(r.forwards_per_step)) if r.forwards_per_step is not None else "-",
+            r.forwards_to_target, r.step0, r.final, r.dev, f"{r.divergence_events} ({r.divergence_rate:.0%})",
+            f"{int(r.trainable_params):,}" if r.trainable_params is not None else "-"])))
+    return rows
+
+
+def groups(summary: pd.DataFrame):
+    """(heading, summary rows) per suite × model × task, the heading marking synthetic tasks."""
+    for (suite, model, task), group in summary.groupby(["suite", "model", "task"], sort=False):
+        synthetic = " (SYNTHETIC task)" if group.synthetic.any() else ""
+        yield f"{suite}: {model} on {task}{synthetic}", group
+
+
+FOOTNOTE = ("Accuracy is on the test split; mean ± sd over seeds where there are several. "
+            "Forwards to target: mean over the seeds that reached the suite's target (how many did).")
+
+
 def markdown_report(df: pd.DataFrame) -> str:
     if df.empty:
         return "No records found.\n"
-    summary = summarise(df)
     out = []
-    for (suite, model, task), group in summary.groupby(["suite", "model", "task"], sort=False):
-        floor = group[group.method == FLOOR]
-        floor_mem = floor.peak_mem_bytes.iloc[0] if len(floor) else None
-        floor_time = floor.step_time_s.iloc[0] if len(floor) else None
-        synthetic = " (SYNTHETIC task)" if group.synthetic.any() else ""
-        out.append(f"## {suite}: {model} on {task}{synthetic}\n")
-        out.append("| method | status | peak mem | × floor | step time | × floor | fwd/step | step-0 acc | final acc | dev acc | div. events (rate) | trainable |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for r in group.itertuples():
-            step_ms = f"{r.step_time_s * 1000:.0f} ms" if math.isfinite(r.step_time_s) else "-"
-            peak = human_bytes(r.peak_mem_bytes) if math.isfinite(r.peak_mem_bytes) else "-"
-            if not math.isfinite(r.peak_mem_bytes) and math.isfinite(r.oom_peak_mem_bytes):
-                peak = f"oom at {human_bytes(r.oom_peak_mem_bytes)}"
-            trainable = f"{int(r.trainable_params):,}" if r.trainable_params is not None else "-"
-            fwd = int(r.forwards_per_step) if r.forwards_per_step is not None else "-"
-            out.append(f"| {r.label} | {r.statuses} | {peak} | {_ratio(r.peak_mem_bytes, floor_mem)} | {step_ms} | "
-                       f"{_ratio(r.step_time_s, floor_time)} | {fwd} | {r.step0} | {r.final} | {r.dev} | "
-                       f"{r.divergence_events} ({r.divergence_rate:.0%}) | {trainable} |")
+    for heading, group in groups(summarise(df)):
+        out.append(f"## {heading}\n")
+        out.append("| " + " | ".join(c.strip() for c in COLUMNS) + " |")
+        out.append("|" + "---|" * len(COLUMNS))
+        out += ["| " + " | ".join(row.values()) + " |" for row in table(group)]
         sources = ", ".join(sorted(set(group.peak_mem_source) - {"-"}))
-        out.append(f"\nPeak memory source: {sources or '-'}. Accuracy is on the test split; "
-                   f"mean ± sd over seeds where there are several.\n")
+        out.append(f"\nPeak memory source: {sources or '-'}. {FOOTNOTE}\n")
     return "\n".join(out) + "\n"

@@ -94,7 +94,9 @@ def flatten(record: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
     row.update(suite=cell["suite"], model=cell["model"], task=cell["task"], method=cell["method"],
                label=cell["label"], seed=cell["seed"], status=record.get("status"),
                synthetic=data.get("synthetic"), dtype=cell["dtype"], device=env.get("device", cell["device"]),
-               cell_id=record["cell_id"], git_sha=env.get("git_sha"), path=str(path) if path else None)
+               cell_id=record["cell_id"], git_sha=env.get("git_sha"), path=str(path) if path else None,
+               # to tell "target not reached" (no forwards_to_target) from "no target set"
+               target_metric=cell.get("target_metric"))
     return row
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from zobench.api import Cell, UserError
+from zobench.compare import parse_thresholds
 from zobench.models import DTYPES
 from zobench.registry import make_args, method_names
 from zobench.tasks import get_task
@@ -43,6 +44,7 @@ SETTINGS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "eval_every": (int, 0),
     "target": (dict, {}),
     "monitor": (bool, True),
+    "thresholds": (dict, {}),  # the regression gate's, over zobench.compare.DEFAULT_THRESHOLDS
 }
 METHOD_OVERRIDES = {"steps": int, "batch_size": int, "monitor": bool, "dtype": str}
 POLICIES = ("continue", "stop")
@@ -111,6 +113,7 @@ def parse_suite(text: str, source: str) -> Suite:
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise UserError(f"suite {source}: setting '{key}' must be {names}, got {type(value).__name__} {value!r}")
         settings[key] = value
+    parse_thresholds(settings["thresholds"], f"suite {source}")
     return Suite(settings["name"], source, settings)
 
 

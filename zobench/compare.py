@@ -1,0 +1,270 @@
+"""The regression gate: two sets of records (BASE, HEAD) → a table of changes and a verdict.
+
+Cells are matched by (suite, cell id). Seeds of one method label form one comparison
+unit, so every metric is decided over the matched seeds:
+
+- step time: per-step timings (warm-up excluded) pooled over seeds, Mann-Whitney U;
+- the per-seed metrics (peak memory, error rate, divergence events, forwards to target):
+  a paired t-test over the matched seeds when there are at least two, else the
+  threshold alone.
+
+A change is a regression when it is beyond the metric's threshold *and* the test (where
+there is one) says it is not noise (p < alpha). Lower is better for every metric.
+Usage: ``result = compare(load_results(base), load_results(head), thresholds_for)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from zobench.api import UserError
+from zobench.progress import human_bytes
+from zobench.store import read_record
+
+OK_STATUSES = ("ok", "diverged")  # cells whose metrics are results
+REGRESSION, IMPROVED, NOISE, SAME = "REGRESSION", "improved", "noise", "same"
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    key: str  # the name used in thresholds
+    column: str
+    label: str
+    relative: bool  # threshold is a fraction of BASE (else absolute, in the metric's unit)
+    default: float
+    fmt: Callable[[float], str]
+    delta: Callable[[float], str]  # a signed absolute change (used when not relative)
+
+
+def _pct(v: float) -> str:
+    return f"{v:.1%}"
+
+
+def _rel(v: float) -> str:
+    return f"{v:+.1%}"
+
+
+METRICS = (
+    Metric("peak_mem", "peak_mem_bytes", "peak memory", True, 0.05, human_bytes, _rel),
+    Metric("step_time", "step_time_s", "step time", True, 0.10, lambda v: f"{v * 1000:.1f} ms", _rel),
+    # error rate, not accuracy, so that lower is better here too; its threshold is in points
+    Metric("error_rate", "error_rate", "error rate", False, 0.02, _pct, lambda v: f"{v * 100:+.1f} pt"),
+    Metric("divergence_events", "divergence_events", "divergence events", False, 0.0, lambda v: f"{v:g}",
+           lambda v: f"{v:+g}"),
+    Metric("forwards_to_target", "forwards_to_target", "forwards to target", True, 0.10, lambda v: f"{v:,.0f}", _rel),
+)
+# alpha 0.05: a change must also be beyond its threshold, so a chance p < alpha alone never fails
+DEFAULT_THRESHOLDS = {m.key: m.default for m in METRICS} | {"alpha": 0.05}
+
+
+def parse_thresholds(raw: dict, where: str) -> dict[str, float]:
+    """Validate a ``thresholds`` mapping (suite YAML or --threshold) over the defaults."""
+    unknown = sorted(set(raw) - set(DEFAULT_THRESHOLDS))
+    if unknown:
+        raise UserError(f"{where}: unknown threshold(s) {', '.join(map(str, unknown))}; valid: {', '.join(DEFAULT_THRESHOLDS)}")
+    out = dict(DEFAULT_THRESHOLDS)
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise UserError(f"{where}: threshold '{key}' must be a number >= 0, got {value!r}")
+        if key == "alpha" and not 0 < value < 1:
+            raise UserError(f"{where}: threshold 'alpha' must be between 0 and 1, got {value!r}")
+        out[key] = float(value)
+    return out
+
+
+@dataclasses.dataclass
+class Comparison:
+    table: pd.DataFrame  # one row per (unit, metric)
+    only_base: list[str]
+    only_head: list[str]
+
+    @property
+    def regressions(self) -> pd.DataFrame:
+        return self.table[self.table.verdict == REGRESSION]
+
+
+def _prepare(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df["error_rate"] = 1.0 - df.accuracy.astype(float)
+    if "forwards_to_target" not in df.columns:
+        df["forwards_to_target"] = float("nan")
+    # The index names differ from the columns so that groupby by column stays unambiguous.
+    df.index = pd.MultiIndex.from_arrays([df.suite, df.cell_id], names=["suite_key", "cell_key"])
+    return df
+
+
+def _step_samples(rows: pd.DataFrame) -> list[float]:
+    """Every timed step of these cells (warm-up steps are left out, as in the record's median)."""
+    samples: list[float] = []
+    for row in rows.itertuples():
+        record = read_record(row.path) if row.path else None
+        if not record:
+            continue
+        warmup = int(record.get("metrics", {}).get("warmup_steps") or 0)
+        samples += [t for t in record.get("series", {}).get("step_time_s", [])[warmup:] if t is not None]
+    return samples
+
+
+def _change(metric: Metric, base: float, head: float) -> float:
+    if metric.relative:
+        if base == 0:
+            return 0.0 if head == 0 else math.inf
+        return head / base - 1.0
+    return head - base
+
+
+def _test(metric: Metric, base_rows: pd.DataFrame, head_rows: pd.DataFrame) -> tuple[str, float | None]:
+    """(description of the test used, p-value or None when the threshold alone decides)."""
+    from scipy import stats  # here: suite validation imports this module and never tests anything
+
+    if metric.key == "step_time":
+        b, h = _step_samples(base_rows), _step_samples(head_rows)
+        if len(b) >= 3 and len(h) >= 3:
+            p = stats.mannwhitneyu(h, b, alternative="two-sided").pvalue
+            return f"Mann-Whitney U on steps ({len(b)}/{len(h)}), p={p:.3g}", float(p)
+        return "threshold only (too few timed steps)", None
+    b = base_rows[metric.column].astype(float).to_numpy()
+    h = head_rows[metric.column].astype(float).to_numpy()
+    if len(b) < 2:
+        return "threshold only (1 seed)", None
+    diff = h - b
+    if (diff == diff[0]).all():
+        # Identical differences (e.g. a deterministic metric) make the t statistic
+        # undefined: there is no noise to test against, so the threshold decides.
+        return f"paired t-test ({len(b)} seeds): constant difference, threshold only", None
+    p = stats.ttest_rel(h, b).pvalue
+    return f"paired t-test ({len(b)} seeds), p={p:.3g}", float(p)
+
+
+def _verdict(change: float, threshold: float, p: float | None, alpha: float) -> str:
+    if abs(change) <= threshold:
+        return SAME
+    if p is not None and not p < alpha:
+        return NOISE
+    return REGRESSION if change > 0 else IMPROVED
+
+
+def _status_rows(unit: str, seeds: str, base: pd.DataFrame, head: pd.DataFrame) -> list[dict]:
+    """Seeds that did not finish on both sides: a new failure is a regression; the others are
+    shown too (their metrics cannot be compared), never dropped in silence."""
+    rows = []
+    pairs = [(b.seed, b.status, h.status) for b, h in zip(base.itertuples(), head.itertuples())]
+    broken = [p for p in pairs if p[1] in OK_STATUSES and p[2] not in OK_STATUSES]
+    fixed = [p for p in pairs if p[1] not in OK_STATUSES and p[2] in OK_STATUSES]
+    still = [p for p in pairs if p[1] not in OK_STATUSES and p[2] not in OK_STATUSES]
+    for group, verdict in ((broken, REGRESSION), (fixed, IMPROVED), (still, SAME)):
+        if group:
+            rows.append(dict(cell=unit, seeds=seeds, metric="status", base="", head="", threshold="-", test="-",
+                             change="; ".join(f"s{seed}: {b} → {h}" for seed, b, h in group), verdict=verdict))
+    return rows
+
+
+def _unit_rows(unit: str, base: pd.DataFrame, head: pd.DataFrame, thr: dict[str, float]) -> list[dict]:
+    seeds = ",".join(f"s{s}" for s in base.seed)
+    rows = _status_rows(unit, seeds, base, head)
+    both_ok = base.status.isin(OK_STATUSES).to_numpy() & head.status.isin(OK_STATUSES).to_numpy()
+    base, head = base[both_ok], head[both_ok]
+    for metric in METRICS:
+        b_vals, h_vals = base[metric.column].astype(float), head[metric.column].astype(float)
+        threshold = thr[metric.key]
+        row = dict(cell=unit, seeds=seeds, metric=metric.label, threshold=metric.delta(threshold))
+        if metric.key == "forwards_to_target" and (b_vals.isna().any() or h_vals.isna().any()):
+            # Not reaching the target is the outcome here, not a missing value.
+            if b_vals.isna().all() and h_vals.isna().all():
+                continue
+            b_hit, h_hit = int(b_vals.notna().sum()), int(h_vals.notna().sum())
+            verdict = REGRESSION if h_hit < b_hit else IMPROVED if h_hit > b_hit else SAME
+            rows.append(row | dict(base=f"reached {b_hit}/{len(b_vals)}", head=f"reached {h_hit}/{len(h_vals)}",
+                                   change="-", test="target reached or not", verdict=verdict))
+            continue
+        if b_vals.empty or b_vals.isna().any() or h_vals.isna().any():
+            continue
+        b_mean, h_mean = float(b_vals.mean()), float(h_vals.mean())
+        change = _change(metric, b_mean, h_mean)
+        test, p = _test(metric, base, head)
+        rows.append(row | dict(base=metric.fmt(b_mean), head=metric.fmt(h_mean),
+                               change=metric.delta(change),
+                               test=test, verdict=_verdict(change, threshold, p, thr["alpha"])))
+    return rows
+
+
+def compare(base: pd.DataFrame, head: pd.DataFrame,
+            thresholds_for: Callable[[str], dict[str, float]]) -> Comparison:
+    """Match BASE and HEAD cells by (suite, cell id); ``thresholds_for(suite)`` gives that suite's thresholds."""
+    base, head = _prepare(base), _prepare(head)
+    matched = base.index.intersection(head.index)
+    only_base = sorted("/".join(k) for k in base.index.difference(head.index))
+    only_head = sorted("/".join(k) for k in head.index.difference(base.index))
+    b, h = base.loc[matched], head.loc[matched]
+    rows: list[dict] = []
+    for key, group in b.groupby(["suite", "model", "task", "label"], sort=True):
+        suite, model, task, label = key
+        unit = f"{suite}/{model}--{task}--{label}"
+        rows += _unit_rows(unit, group.sort_values("seed"), h.loc[group.sort_values("seed").index], thresholds_for(suite))
+    columns = ["cell", "seeds", "metric", "base", "head", "change", "threshold", "test", "verdict"]
+    return Comparison(pd.DataFrame(rows, columns=columns), only_base, only_head)
+
+
+def render(result: Comparison) -> str:
+    """The gate's Markdown: the change table, one-sided cells, and a one-line verdict."""
+    out = ["# zobench compare: BASE → HEAD\n"]
+    out.append(result.table.to_markdown(index=False) if len(result.table) else "No cells on both sides.")
+    for side, cells in (("BASE", result.only_base), ("HEAD", result.only_head)):
+        if cells:
+            out.append(f"\nOnly in {side} ({len(cells)}, not compared):\n" + "\n".join(f"- {c}" for c in cells))
+    n = len(result.regressions)
+    out.append(f"\n{n} regression(s)." if n else "\nNo regression.")
+    return "\n".join(out) + "\n"
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, float]:
+    """``--threshold step_time=0.2`` items → a mapping (validated later with the suite's)."""
+    out: dict[str, float] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise UserError(f"--threshold takes KEY=NUMBER (keys: {', '.join(DEFAULT_THRESHOLDS)}), got '{item}'")
+    return out
+
+
+def _records(path: Path, side: str, suite: str | None) -> pd.DataFrame:
+    from zobench.store import load_results
+
+    if not path.exists():
+        raise UserError(f"{side} '{path}' does not exist; pass a results dir, a suite folder or one record file")
+    df = load_results(path)
+    if suite is not None:
+        df = df[df.suite == suite]
+    if df.empty:
+        raise UserError(f"no records under {side} '{path}'" + (f" for suite '{suite}'" if suite else ""))
+    return df
+
+
+def gate(base: Path, head: Path, suite: str | None = None, overrides: dict[str, float] | None = None) -> Comparison:
+    """Load both sides and compare them. Thresholds: defaults, then the suite's, then ``overrides``.
+
+    ``suite`` (a built-in name or a YAML path) keeps only that suite's records; without it,
+    each suite's own thresholds apply where the suite is built in.
+    """
+    from zobench.suite import load_suite, suite_names  # lazy: suite imports this module
+
+    overrides = overrides or {}
+    parse_thresholds(overrides, "--threshold")  # reject bad keys before reading any record
+    spec = load_suite(suite) if suite is not None else None
+    base_df = _records(Path(base), "BASE", spec.name if spec else None)
+    head_df = _records(Path(head), "HEAD", spec.name if spec else None)
+
+    def thresholds_for(name: str) -> dict[str, float]:
+        own = spec.settings["thresholds"] if spec else load_suite(name).settings["thresholds"] if name in suite_names() else {}
+        return parse_thresholds({**own, **overrides}, f"thresholds for suite {name}")
+
+    return compare(base_df, head_df, thresholds_for)
