@@ -100,7 +100,7 @@ def test_examples_with_different_option_counts_evaluate_together(tiny, data_dir)
     for name in ("cb", "copa"):
         task = get_task(name)
         mixed += task.load(data_dir, task.default_sizes, 0).test[:3]
-    encoded = encode(tokenizer, mixed, 512)
+    encoded = encode(tokenizer, mixed, 128)
     one_by_one = [evaluate(model, [e], 0, "cpu", 1) for e in encoded]
     accuracy_each = sum(a for a, _ in one_by_one) / len(encoded)
     loss_each = sum(loss for _, loss in one_by_one) / len(encoded)
