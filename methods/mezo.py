@@ -61,8 +61,9 @@ class MeZO:
         model.eval()  # the reference runs ZO forwards in eval mode (dropout off)
 
     @torch.no_grad()
-    def step(self, closure: Closure) -> float:
-        seeds = [draw_step_seed(self.seed_source) for _ in range(self.args.queries)]
+    def step(self, closure: Closure, queries: int | None = None) -> float:
+        """One SPSA step with ``queries`` two-point estimates (default: ``args.queries``)."""
+        seeds = [draw_step_seed(self.seed_source) for _ in range(queries or self.args.queries)]
         losses, grads = two_point(self.directions, closure, seeds, self.args.eps, self.snapshot,
                                   keep_last_perturbed=self.fused)
         self.update(seeds, grads)

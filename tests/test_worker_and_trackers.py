@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
 import torch
 
 from zobench.suite import Overrides, expand, load_suite
@@ -66,29 +67,51 @@ def test_divergence_tracker_counts_spikes_and_non_finite_losses():
 
 
 def test_cpu_peak_memory_moves_by_a_known_allocation_per_phase():
-    """Calibration: a 256 MiB buffer allocated in the train phase raises that phase's peak by 256 MiB ± 10%,
-    in the kernel high-water mark and in the monitor process's RSS samples; the load phase does not see it."""
-    import os
-    import time
+    """Calibration (zobench.calibrate, as run on GPUs): a 256 MiB buffer held in the train phase raises that
+    phase's kernel high-water mark and the monitor's RSS samples by 256 MiB ± 10%; the idle phase does not see it."""
+    from zobench.calibrate import calibrate
 
-    from zobench.trackers.memory import PhaseMemory
-    from zobench.trackers.monitor import Monitor
-
-    memory = PhaseMemory("cpu", Monitor.start(os.getpid(), None))
-    memory.enter("load")
-    memory.enter("train")
-    assert memory.hwm_resets_ok, "this kernel refuses /proc/self/clear_refs; peaks would include earlier phases"
-    baseline = memory.peak_so_far()
-    buffer = torch.ones(64 * 1024 * 1024)  # 256 MiB of fp32, every page touched
-    time.sleep(0.5)  # let the monitor (100 ms RSS pace without NVML) sample it
-    del buffer
-    result = memory.finish()
-    m, size = result["metrics"], 256 * 2**20
-    assert abs((m["train_cpu_hwm_bytes"] - baseline) - size) <= 0.1 * size
-    assert abs((m["train_rss_sampled_peak_bytes"] - baseline) - size) <= 0.1 * size
-    assert m["load_cpu_hwm_bytes"] < baseline + 0.5 * size
+    size = 256 * 2**20
+    result = calibrate("cpu", size)
+    m, checks = result["metrics"], result["checks"]
+    assert m["cpu_hwm_reset"], "this kernel refuses /proc/self/clear_refs; peaks would include earlier phases"
+    assert set(checks) == {"cpu_hwm_bytes", "rss_sampled_peak_bytes"}
+    for source, check in checks.items():
+        assert check["available"] and abs(check["delta"] - size) <= 0.1 * size, (source, check)
+    assert result["ok"]
+    assert m["idle_cpu_hwm_bytes"] < m["train_cpu_hwm_bytes"] - 0.5 * size
     assert m["peak_mem_bytes"] == m["train_cpu_hwm_bytes"] and m["peak_mem_source"] == "cpu_vmhwm"
-    assert {phase for _, phase, _ in result["rss_timeline"]} >= {"load", "train"}
+    assert {phase for _, phase, _ in result["rss_timeline"]} >= {"idle", "train"}
+
+
+def test_calibration_cli_writes_json_and_rejects_bad_input(tmp_path):
+    """`python -m zobench.calibrate` exits 0 and writes its verdicts when every source is within ±10%; bad input
+    is one line on stderr and exit 2."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "calib.json"
+    ok = subprocess.run([sys.executable, "-m", "zobench.calibrate", "--device", "cpu", "--size-mib", "128",
+                         "--out", str(out)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    written = json.loads(out.read_text())
+    assert written["ok"] and written["size_bytes"] == 128 * 2**20 and "PASSED" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "zobench.calibrate", "--device", "tpu"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "unknown device" in bad.stderr
+
+
+@pytest.mark.gpu
+def test_gpu_nvml_process_memory_moves_by_a_known_allocation():
+    """On a CUDA machine: a 1 GiB buffer moves NVML process memory and torch allocated by 1 GiB ± 10%."""
+    from zobench.calibrate import calibrate
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device (run `python -m zobench.calibrate` there)")
+    result = calibrate("cuda", 2**30)
+    assert result["checks"]["torch_max_allocated_bytes"]["ok"], result["checks"]
+    assert result["peak_mem_source"] in ("nvml_process", "nvml_device_minus_baseline")
+    assert result["ok"], result["checks"]
 
 
 def test_without_a_gpu_nvml_is_reported_not_available_and_nothing_crashes():

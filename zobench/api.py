@@ -65,6 +65,20 @@ class Cell:
 Closure = Callable[[], torch.Tensor]
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """What the harness will feed a method: methods with epoch-based schedules (AdaZeta's
+    query schedule) receive it as ``build(model, args, seed, plan=plan)``."""
+
+    train_size: int  # effective number of training examples
+    batch_size: int
+    total_steps: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.train_size // self.batch_size)  # ⌈N/B⌉: the last batch of an epoch may be short
+
+
 @runtime_checkable
 class Method(Protocol):
     """How one method updates the model; everything else (data, loop, timing) is the harness's.
@@ -75,7 +89,7 @@ class Method(Protocol):
     """
 
     params: list[torch.Tensor]  # the tensors this method updates (nothing else may change)
-    forwards_per_step: int  # forward passes one step costs (a backward counts separately)
+    forwards_per_step: int  # forward passes the last step cost (before the first: the first's); a backward counts separately
     variant: str  # which variant of the method ran, recorded with every result
 
     def step(self, closure: Closure) -> float: ...

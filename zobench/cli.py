@@ -165,6 +165,41 @@ def report(
     typer.echo(text)
 
 
+@app.command("inspect")
+def inspect_(
+    method: str = typer.Option(..., "--method", help="a method name (zobench list methods)"),
+    model: str = typer.Option(..., "--model", help="a model name (zobench list models)"),
+    rank: Optional[int] = typer.Option(None, "--rank", help="the method's rank (TT rank for loretta-rep)"),
+    settings: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE hyperparameter, repeatable"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of text"),
+) -> None:
+    """Trainable parameters, adapter placement and TT shapes, built on the meta device (no memory)."""
+    import json
+
+    import yaml
+
+    from zobench.inspection import format_summary, inspect_method
+    from zobench.registry import method_module
+
+    try:
+        raw: dict = {}
+        for item in settings or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise UserError(f"--set takes KEY=VALUE, got '{item}'")
+            raw[key.strip()] = yaml.safe_load(value)
+        if rank is not None:
+            fields = method_module(method).Args.__dataclass_fields__
+            key = "rank" if "rank" in fields else "tt_rank" if "tt_rank" in fields else None
+            if key is None:
+                raise UserError(f"method '{method}' has no rank; its hyperparameters: {', '.join(fields)}")
+            raw[key] = rank
+        summary = inspect_method(method, model, raw)
+    except UserError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
 def main() -> None:  # pragma: no cover - `python -m zobench.cli`
     sys.exit(app())
 

@@ -166,6 +166,24 @@ def load_model(name: str, dtype: str, device: str, seed: int = 0) -> tuple[torch
     return model, tokenizer, info
 
 
+def meta_model(name: str) -> torch.nn.Module:
+    """The model's architecture on the meta device: shapes only, no weights read or allocated."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
+
+    source = resolve(name)
+    if source.kind == "random":
+        config = RANDOM_CONFIGS[source.location][0]()
+    elif source.kind == "gguf":
+        path = Path(source.location)
+        config = AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+    else:
+        check_model(name)  # a readable one-line error when the hub is unreachable
+        config = AutoConfig.from_pretrained(source.location)
+    auto = AutoModelForMaskedLM if config.model_type in ("roberta", "bert") else AutoModelForCausalLM
+    with torch.device("meta"):
+        return auto.from_config(config, dtype=torch.bfloat16)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("ZOBENCH_CACHE_DIR", Path.home() / ".cache" / "zobench")).expanduser()
 

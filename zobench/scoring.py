@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from zobench.tasks import Example
+from zobench.tasks import Example, RandomTokens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +63,30 @@ def special_prefix(tokenizer) -> list[int]:
     return []
 
 
+def content_ids(tokenizer) -> list[int]:
+    """Every id the tokenizer gives text, without special tokens (BOS, padding, sentinels)."""
+    special = set(tokenizer.all_special_ids)
+    return [i for i in range(len(tokenizer)) if i not in special]
+
+
+def encode_random(example: Example, prefix: list[int], vocabulary: list[int], max_length: int) -> EncodedExample:
+    """A ``RandomTokens`` example: prefix + random prompt ids + one random token per option,
+    exactly ``length`` tokens, never truncated (a shorter sequence would misstate the benchmark)."""
+    spec = example.prompt
+    n_prompt = spec.length - len(prefix) - 1
+    if n_prompt < 1:
+        raise ValueError(f"RandomTokens length {spec.length} leaves no room for a prompt after "
+                         f"{len(prefix)} prefix token(s) and the option")
+    if spec.length > max_length:
+        raise ValueError(f"RandomTokens length {spec.length} exceeds max_length {max_length}; raise max_length")
+    gen = torch.Generator().manual_seed(spec.seed)
+    picks = torch.randint(len(vocabulary), (n_prompt + len(example.options),), generator=gen).tolist()
+    ids = [vocabulary[i] for i in picks]
+    prompt, options = ids[:n_prompt], ids[n_prompt:]
+    sequences = tuple(tuple(prefix + prompt + [option]) for option in options)
+    return EncodedExample(sequences, (1,) * len(options), example.label, example.correct)
+
+
 def encode(tokenizer, examples: Sequence[Example], max_length: int) -> list[EncodedExample]:
     """Tokenize prompt+sep+option once per option; left-truncate to ``max_length`` tokens.
 
@@ -71,8 +95,13 @@ def encode(tokenizer, examples: Sequence[Example], max_length: int) -> list[Enco
     """
     prefix = special_prefix(tokenizer)
     budget = max(1, max_length - len(prefix))
+    vocabulary = None
     out = []
     for ex in examples:
+        if isinstance(ex.prompt, RandomTokens):
+            vocabulary = vocabulary if vocabulary is not None else content_ids(tokenizer)
+            out.append(encode_random(ex, prefix, vocabulary, max_length))
+            continue
         prompt_ids = tokenizer(ex.prompt, add_special_tokens=False).input_ids
         seqs, lengths = [], []
         for option in ex.options:

@@ -230,6 +230,10 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
         steps = overrides.steps if overrides.steps is not None else harness.get("steps", s["steps"])
         for task_name in tasks:
             task = get_task(task_name)
+            length = getattr(task, "sequence_length", None)
+            if length is not None and length > s["max_length"]:
+                # Truncating would run a shorter sequence than the task's name states.
+                raise UserError(f"{where}: task '{task_name}' needs max_length >= {length}, got {s['max_length']}")
             sizes = {**task.default_sizes, **s["split_sizes"]}
             for model in models:
                 for seed in seeds:

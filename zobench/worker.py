@@ -7,6 +7,7 @@ Usage (normally through zobench.launcher): ``run_cell(cell, data_dir, emit, reco
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import statistics
@@ -17,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from zobench.api import SCHEMA_VERSION, Cell
+from zobench.api import SCHEMA_VERSION, Cell, TrainingPlan
 from zobench.env import provenance
 from zobench.models import load_model
 from zobench.registry import args_dict, make_args, method_module
@@ -103,8 +104,12 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     module = method_module(cell.method)
     args = make_args(cell.method, cell.args)
     torch.manual_seed(cell.seed)
-    method = module.build(model, args, cell.seed)
+    plan = TrainingPlan(train_size=len(train), batch_size=cell.batch_size, total_steps=cell.steps)
+    # Only methods with epoch-based schedules (AdaZeta) take the plan.
+    takes_plan = "plan" in inspect.signature(module.build).parameters
+    method = module.build(model, args, cell.seed, plan=plan) if takes_plan else module.build(model, args, cell.seed)
     record["method_info"] = {"name": cell.method, "version": module.VERSION, "variant": method.variant,
+                             "details": getattr(method, "details", {}),
                              "args": args_dict(args)}
     metrics.update(trainable_params=count_params(method.params), forwards_per_step=method.forwards_per_step)
     if hasattr(method, "drift_probe"):  # ZO methods: how far one perturb/perturb/restore cycle moves θ
@@ -128,6 +133,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     timer = StepTimeTracker(device, cell.warmup_steps)
     divergence.on_eval(0, step0_dev_loss)
     losses: list[float] = []
+    forwards: list[int] = []  # cumulative forward passes after each step (AdaZeta's Q varies)
     dev_curve = [[0, metrics["step0_dev_accuracy"], step0_dev_loss]]
     sampler = batches(len(train), cell.batch_size, cell.seed)
     emit("phase", {"phase": "train", "steps": cell.steps})
@@ -138,6 +144,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
         timer.before_step(step)  # innermost: only the method's step is timed
         loss = method.step(lambda: loss_fn(model, batch))
         timer.after_step(step, loss, tokens=batch.n_tokens * method.forwards_per_step)
+        forwards.append((forwards[-1] if forwards else 0) + method.forwards_per_step)
         events = divergence.after_step(step, loss)
         losses.append(loss)
         emit("step", {"step": step + 1, "steps": cell.steps, "loss": loss, "step_time_s": timer.last,
@@ -153,7 +160,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
             memory.enter("train")
         if "time_to_target_s" not in metrics and target_reached(cell, dev_accuracy, losses):
             metrics.update(time_to_target_s=timer.elapsed(), steps_to_target=step + 1,
-                           forwards_to_target=(step + 1) * method.forwards_per_step)
+                           forwards_to_target=forwards[-1])
         # The stop rules, in one place: a non-finite loss always ends the cell (the weights
         # are gone); spikes and rebounds end it only under divergence_policy "stop".
         if not math.isfinite(loss) or (events and cell.divergence_policy == "stop"):
@@ -163,7 +170,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     metrics.update(divergence.stop())
     record["divergence"] = metrics.pop("divergence")
     metrics["steps_done"] = len(losses)
-    metrics["forwards_total"] = len(losses) * method.forwards_per_step
+    metrics["forwards_total"] = forwards[-1] if forwards else 0
     metrics["final_loss"] = losses[-1] if losses else None
 
     emit("phase", {"phase": "final eval"})
@@ -177,7 +184,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
                        forwards_to_target=metrics["forwards_total"])
     metrics["eval_s"] = eval_s + time.perf_counter() - t_eval
     finish_memory(record)
-    record["series"].update(loss=losses, step_time_s=timer.times, dev=dev_curve)
+    record["series"].update(loss=losses, step_time_s=timer.times, dev=dev_curve, forwards=forwards)
     metrics["total_s"] = time.perf_counter() - t_start
     if record["status"] is None:
         record["status"] = "ok"

@@ -1,9 +1,12 @@
 """Tasks: where examples come from and how they are prompted. One module per task.
 
-A task module defines ``TASK`` with ``name``, ``version``, ``synthetic``, ``description``,
-``default_sizes``, ``train_loss`` and ``load(data_dir, sizes, data_seed) -> Splits``.
-Prompting follows MeZO: each example is a prompt plus candidate options, scored by
-log-likelihood. ``train_loss`` is how MeZO trains the task: ``classification`` (its
+A task module defines ``TASK`` (or ``TASKS``, a list, for a family of tasks such as one
+per sequence length) with ``name``, ``version``, ``synthetic``, ``description``,
+``default_sizes``, ``train_loss`` and ``load(data_dir, sizes, data_seed) -> Splits``; a
+task whose sequences have a fixed length also sets ``sequence_length`` (suites check it
+against ``max_length``). Prompting follows MeZO: each example is a prompt plus candidate
+options, scored by log-likelihood. A prompt is text, or ``RandomTokens`` for token-id
+inputs. ``train_loss`` is how MeZO trains the task: ``classification`` (its
 ``--train_as_classification``: cross-entropy over the option scores) or ``option-lm``
 (teacher-forced LM loss on the gold option's tokens only, as MeZO runs COPA and ReCoRD).
 Usage: ``get_task("sst2").load(data_dir, {"train": 1000, "dev": 500, "test": 1000}, 0)``.
@@ -12,8 +15,10 @@ Usage: ``get_task("sst2").load(data_dir, {"train": 1000, "dev": 500, "test": 100
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import pkgutil
+import re
 from typing import Any
 
 from zobench.api import UserError
@@ -23,8 +28,22 @@ TRAIN_LOSSES = ("classification", "option-lm")
 
 
 @dataclasses.dataclass(frozen=True)
+class RandomTokens:
+    """A prompt of random token ids, drawn when encoding from the tokenizer's own vocabulary.
+
+    Text cannot promise a token count across tokenizers (merges differ), so memory
+    benchmarks that need exact lengths give ids instead: the encoded sequence (special
+    prefix, prompt and one-token option) is exactly ``length`` tokens for any tokenizer.
+    ``seed`` fixes the draw, so the same example encodes to the same ids every time.
+    """
+
+    length: int
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Example:
-    prompt: str
+    prompt: str | RandomTokens  # RandomTokens: each option is one random token; the strings only name them
     options: tuple[str, ...]  # each appended to the prompt after ``sep``
     label: int  # index of the gold option (the one option-lm trains on)
     # MeZO's templates join prompt and option with a space ("It was great"), except prompts
@@ -51,8 +70,24 @@ class Splits:
         return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
 
 
+@functools.cache
+def _registry() -> dict[str, Any]:
+    """Every task by name. Task modules import nothing heavy at import time (data loads lazily)."""
+    tasks = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"zobench.tasks.{info.name}")
+        for task in getattr(module, "TASKS", None) or [module.TASK]:
+            if task.name in tasks:
+                raise RuntimeError(f"task name '{task.name}' is defined twice (zobench.tasks.{info.name})")
+            tasks[task.name] = task
+    return tasks
+
+
 def task_names() -> list[str]:
-    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    """Sorted with numbers as numbers: random-tokens-64 before random-tokens-512."""
+    return sorted(_registry(), key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
 
 
 def train_loss_of(task: Any) -> str:
@@ -64,7 +99,7 @@ def train_loss_of(task: Any) -> str:
 
 
 def get_task(name: str) -> Any:
-    names = task_names()
-    if name not in names:
-        raise UserError(f"unknown task '{name}'; valid tasks: {', '.join(names)}")
-    return importlib.import_module(f"zobench.tasks.{name.replace('-', '_')}").TASK
+    tasks = _registry()
+    if name not in tasks:
+        raise UserError(f"unknown task '{name}'; valid tasks: {', '.join(sorted(tasks))}")
+    return tasks[name]

@@ -15,6 +15,7 @@ Usage: ``mem = PhaseMemory(device, monitor); mem.enter("load"); ...; mem.finish(
 
 from __future__ import annotations
 
+import gc
 import resource
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,11 @@ class PhaseMemory:
         self._fold()
         if self.cuda:
             torch.cuda.synchronize(self.device)
+            # Hand cached blocks back to the driver, so NVML's figure for the new phase holds
+            # what this phase needs, not what the last one left in torch's cache (the ZO drift
+            # probe's copy of θ at load, evaluation activations): NVML sees reserved, not allocated.
+            gc.collect()
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
         self.hwm_resets_ok &= reset_vm_hwm()
         if self.monitor is not None:
