@@ -244,7 +244,8 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                         device=s["device"], data_seed=s["data_seed"], split_sizes=sizes,
                         max_length=s["max_length"], eval_batch_size=s["eval_batch_size"],
                         timeout_s=float(s["timeout_s"]), spike_factor=float(s["spike_factor"]),
-                        warmup_steps=s["warmup_steps"], eval_every=harness.get("eval_every", s["eval_every"]), target_metric=target_metric,
+                        warmup_steps=s["warmup_steps"], eval_every=harness.get("eval_every", s["eval_every"]),
+                        target_metric=target_metric,
                         target_value=target_value, divergence_policy=s["divergence_policy"],
                         rebound_delta=float(s["rebound_delta"]), monitor=harness.get("monitor", s["monitor"]),
                     ))
