@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from zobench.scoring import accuracy, collate, encode, option_scores
-from zobench.tasks import get_task, task_names
+from zobench.scoring import accuracy, collate, encode, evaluate, option_scores
+from zobench.tasks import get_task, task_names, train_loss_of
 
 
 def test_sst2_follows_mezo_sampling(data_dir):
@@ -84,3 +85,39 @@ def test_scoring_forwards_build_no_kv_cache(tiny, tiny_batch):
     finally:
         handle.remove()
     assert len(outputs) == 1 and outputs[0].past_key_values is None
+
+
+@pytest.mark.parametrize("name", ["cb", "copa"])
+def test_batched_and_single_scoring_agree_on_superglue_tasks(tiny, data_dir, name):
+    """Three options (CB) and options of different lengths after a space (COPA): batched scoring,
+    one example at a time and evaluate at any batch size give the same scores and predictions."""
+    model, tokenizer = tiny
+    task = get_task(name)
+    examples = task.load(data_dir, task.default_sizes, 0).test[:6]
+    encoded = encode(tokenizer, examples, 512)
+    with torch.no_grad():
+        batched = option_scores(model, collate(encoded, 0))
+        single = torch.cat([option_scores(model, collate([e], 0)) for e in encoded])
+    assert batched.shape == (6, len(examples[0].options))
+    torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
+    assert torch.equal(batched.argmax(-1), single.argmax(-1))
+    loss = train_loss_of(task)
+    small, large = (evaluate(model, encoded, 0, "cpu", n, loss) for n in (3, 1000))
+    assert small[0] == large[0] == float((batched.argmax(-1) == torch.tensor([e.label for e in examples])).float().mean())
+    assert small[1] == pytest.approx(large[1], rel=1e-5)
+
+
+def test_examples_with_different_option_counts_evaluate_together(tiny, data_dir):
+    """ReCoRD-like lists (2 and 3 options mixed) evaluate the same at any batch size as one by one."""
+    model, tokenizer = tiny
+    mixed = []
+    for name in ("cb", "copa"):
+        task = get_task(name)
+        mixed += task.load(data_dir, task.default_sizes, 0).test[:3]
+    encoded = encode(tokenizer, mixed, 128)
+    one_by_one = [evaluate(model, [e], 0, "cpu", 1) for e in encoded]
+    accuracy_each = sum(a for a, _ in one_by_one) / len(encoded)
+    loss_each = sum(loss for _, loss in one_by_one) / len(encoded)
+    for batch_sequences in (2, 5, 1000):
+        acc, loss = evaluate(model, encoded, 0, "cpu", batch_sequences)
+        assert acc == pytest.approx(accuracy_each) and loss == pytest.approx(loss_each, rel=1e-5)

@@ -72,7 +72,7 @@ def run(
     from zobench.report import markdown_report
     from zobench.runner import preflight, run_cells
     from zobench.store import atomic_write_text
-    from zobench.suite import Overrides, expand, load_suite
+    from zobench.suite import Overrides, expand, load_suite, pending_for
     from zobench.tasks._data import resolve_data_dir
 
     try:
@@ -84,6 +84,8 @@ def run(
         preflight(cells, data_path)
     except UserError as exc:
         _fail(exc)
+    for entry in pending_for(spec, overrides):  # listed by the suite, not runnable yet: say so, never drop silently
+        typer.echo(entry.message(spec.source), err=True)
     typer.echo(f"suite {spec.name}: {len(cells)} cells → {results_dir}/runs/{spec.name}/", err=True)
     try:
         records = run_cells(cells, results_dir, data_path, force=force)

@@ -1,13 +1,17 @@
-"""MeZO's scoring of multiple-choice prompts: option log-likelihoods, CE loss, argmax prediction.
+"""MeZO's scoring of multiple-choice prompts: option log-likelihoods, losses, argmax prediction.
 
-Each example becomes one sequence per option (prompt + " " + option). The score of an
-option is the mean log-likelihood of its tokens (length-normalised, as MeZO). Training
-loss is cross-entropy over the option scores; the prediction is the best-scoring option.
+Each example becomes one sequence per option (prompt + sep + option). The score of an
+option is the mean log-likelihood of its tokens (length-normalised, as MeZO); the
+prediction is the best-scoring option. Two training losses, as MeZO's two modes:
+``classification`` is cross-entropy over the option scores (every option is a sequence
+in the batch); ``option-lm`` is the teacher-forced LM loss on the gold option's tokens,
+averaged over all those tokens in the batch (only the gold sequence is in the batch).
 Sequences are left-padded so every option ends at the last position, which lets the
 model compute logits for the last few positions only (``logits_to_keep``) instead of
 the whole sequence: the same for every method, and the vocabulary projection over the
 full prompt is most of the activation memory for short options.
-Usage: ``batch = collate(encode(tokenizer, examples, 256), pad_id)``; ``option_scores(model, batch)``.
+Usage: ``batch = collate(encode(tokenizer, examples, 256), pad_id)``; ``option_scores(model, batch)``;
+``train_batch_examples(encoded, "option-lm")`` for what a training batch holds.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class EncodedExample:
     sequences: tuple[tuple[int, ...], ...]  # one token-id sequence per option
     option_lengths: tuple[int, ...]  # how many trailing tokens of each sequence are the option
     label: int
+    correct: tuple[int, ...]  # options that count as a correct prediction (label, plus ReCoRD's other golds)
 
 
 @dataclasses.dataclass
@@ -79,12 +84,17 @@ def encode_random(example: Example, prefix: list[int], vocabulary: list[int], ma
     ids = [vocabulary[i] for i in picks]
     prompt, options = ids[:n_prompt], ids[n_prompt:]
     sequences = tuple(tuple(prefix + prompt + [option]) for option in options)
-    return EncodedExample(sequences, (1,) * len(options), example.label)
+    return EncodedExample(sequences, (1,) * len(options), example.label, example.correct)
 
 
 def encode(tokenizer, examples: Sequence[Example], max_length: int) -> list[EncodedExample]:
-    """Tokenize prompt+option once per option; left-truncate to ``max_length`` tokens."""
+    """Tokenize prompt+sep+option once per option; left-truncate to ``max_length`` tokens.
+
+    As MeZO's ``encode_prompt``: the option's tokens are the verbalised sequence's tokens
+    beyond the prompt's, and truncation drops the start of the text but keeps the BOS.
+    """
     prefix = special_prefix(tokenizer)
+    budget = max(1, max_length - len(prefix))
     vocabulary = None
     out = []
     for ex in examples:
@@ -95,14 +105,23 @@ def encode(tokenizer, examples: Sequence[Example], max_length: int) -> list[Enco
         prompt_ids = tokenizer(ex.prompt, add_special_tokens=False).input_ids
         seqs, lengths = [], []
         for option in ex.options:
-            full = tokenizer(f"{ex.prompt} {option}", add_special_tokens=False).input_ids
+            full = tokenizer(f"{ex.prompt}{ex.sep}{option}", add_special_tokens=False).input_ids
             n_option = max(1, len(full) - len(prompt_ids))
-            ids = prefix + full
-            ids = ids[-max_length:]  # keep the option; drop the start of long prompts
+            ids = prefix + full[-budget:]  # keep the option; drop the start of long prompts
             seqs.append(tuple(ids))
             lengths.append(min(n_option, len(ids) - 1))
-        out.append(EncodedExample(tuple(seqs), tuple(lengths), ex.label))
+        out.append(EncodedExample(tuple(seqs), tuple(lengths), ex.label, ex.correct))
     return out
+
+
+def gold_only(examples: Sequence[EncodedExample]) -> list[EncodedExample]:
+    """Each example reduced to its gold option's sequence: what an option-lm batch holds."""
+    return [EncodedExample((e.sequences[e.label],), (e.option_lengths[e.label],), 0, (0,)) for e in examples]
+
+
+def train_batch_examples(examples: Sequence[EncodedExample], train_loss: str) -> list[EncodedExample]:
+    """MeZO feeds every option for classification, and only the gold one for option-lm."""
+    return gold_only(examples) if train_loss == "option-lm" else list(examples)
 
 
 def collate(examples: Sequence[EncodedExample], pad_id: int) -> Batch:
@@ -125,8 +144,8 @@ def collate(examples: Sequence[EncodedExample], pad_id: int) -> Batch:
     return Batch(input_ids, attention_mask, position_ids, option_mask, labels, n_options, keep)
 
 
-def option_scores(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """Mean log-likelihood of each option's tokens, shape (examples, options), in fp32."""
+def option_logprobs(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of the option tokens' log-probabilities, number of option tokens) per sequence, in fp32."""
     kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids)
     accepted = inspect.signature(model.forward).parameters
     if "logits_to_keep" in accepted:
@@ -140,8 +159,13 @@ def option_scores(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     targets = batch.input_ids[:, -batch.keep + 1 :]
     logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     mask = batch.option_mask.to(logprobs.dtype)
-    per_sequence = (logprobs * mask).sum(-1) / mask.sum(-1)
-    return per_sequence.view(-1, batch.n_options)
+    return (logprobs * mask).sum(-1), mask.sum(-1)
+
+
+def option_scores(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """Mean log-likelihood of each option's tokens, shape (examples, options), in fp32."""
+    sums, counts = option_logprobs(model, batch)
+    return (sums / counts).view(-1, batch.n_options)
 
 
 def classification_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
@@ -149,23 +173,48 @@ def classification_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     return F.cross_entropy(option_scores(model, batch), batch.labels)
 
 
+def option_lm_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """MeZO's loss without train_as_classification: token-level CE on the option tokens of
+    the batch's sequences (the gold options, see ``gold_only``), averaged over all of them."""
+    sums, counts = option_logprobs(model, batch)
+    return -sums.sum() / counts.sum()
+
+
+TRAIN_LOSS_FUNCTIONS = {"classification": classification_loss, "option-lm": option_lm_loss}
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, examples: Sequence[EncodedExample], pad_id: int, device,
-             batch_sequences: int) -> tuple[float, float]:
-    """(accuracy, mean CE loss) over ``examples``: best-scoring option vs label, scored in batches."""
+             batch_sequences: int, train_loss: str = "classification") -> tuple[float, float]:
+    """(accuracy, mean loss) over ``examples``: the best-scoring option is correct if it is
+    one of the example's correct options. The loss is the task's training loss.
+
+    Sequences are scored ``batch_sequences`` at a time regardless of which example they
+    belong to, so examples with different numbers of options (ReCoRD) batch together.
+    """
     if not examples:
         return float("nan"), float("nan")
-    per_batch = max(1, batch_sequences // len(examples[0].sequences))
+    flat = [EncodedExample((s,), (n,), 0, (0,)) for e in examples for s, n in zip(e.sequences, e.option_lengths)]
     was_training = model.training
     model.eval()
-    correct, loss_sum = 0, 0.0
-    for start in range(0, len(examples), per_batch):
-        batch = collate(examples[start : start + per_batch], pad_id).to(device)
-        scores = option_scores(model, batch)
-        correct += int((scores.argmax(-1) == batch.labels).sum())
-        loss_sum += float(F.cross_entropy(scores, batch.labels, reduction="sum"))
+    sums, counts = [], []
+    for start in range(0, len(flat), batch_sequences):
+        s, c = option_logprobs(model, collate(flat[start : start + batch_sequences], pad_id).to(device))
+        sums.append(s.cpu())
+        counts.append(c.cpu())
     model.train(was_training)
-    return correct / len(examples), loss_sum / len(examples)
+    all_sums, all_counts = torch.cat(sums), torch.cat(counts)
+    correct, ce_sum, gold_sum, gold_tokens, at = 0, 0.0, 0.0, 0.0, 0
+    for e in examples:
+        n = len(e.sequences)
+        scores = all_sums[at : at + n] / all_counts[at : at + n]
+        correct += int(int(scores.argmax()) in e.correct)
+        ce_sum += float(F.cross_entropy(scores.unsqueeze(0), torch.tensor([e.label])))
+        gold_sum += float(all_sums[at + e.label])
+        gold_tokens += float(all_counts[at + e.label])
+        at += n
+    loss = -gold_sum / gold_tokens if train_loss == "option-lm" else ce_sum / len(examples)
+    return correct / len(examples), loss
 
 
 def accuracy(model: torch.nn.Module, examples: Sequence[EncodedExample], pad_id: int, device, batch_sequences: int) -> float:

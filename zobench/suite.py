@@ -1,6 +1,10 @@
 """Suites: YAML specs of models × tasks × methods (with hyperparameters) × seeds, expanded into cells.
 
 Everything is validated before the first cell runs, so bad input never writes a record.
+A suite may list ``pending`` methods and tasks (``{methods: {name: reason}, tasks: {name: reason}}``):
+ones its paper table has but zobench cannot run yet. They are kept in the file so the
+suite stays the paper's, and skipped with one line each (``pending_for``) until they exist
+and move into ``methods`` / ``tasks``.
 Usage: ``cells = expand(load_suite("quickstart"), Overrides(steps=5))``.
 """
 
@@ -17,7 +21,7 @@ from zobench.api import Cell, UserError
 from zobench.compare import parse_thresholds
 from zobench.models import DTYPES
 from zobench.registry import make_args, method_names
-from zobench.tasks import get_task
+from zobench.tasks import get_task, task_names
 
 # Suite-level settings, their types and defaults. Method entries may override the
 # harness settings in METHOD_OVERRIDES (ZO methods usually run far more steps than FO).
@@ -45,8 +49,11 @@ SETTINGS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "target": (dict, {}),
     "monitor": (bool, True),
     "thresholds": (dict, {}),  # the regression gate's, over zobench.compare.DEFAULT_THRESHOLDS
+    "pending": (dict, {}),
 }
-METHOD_OVERRIDES = {"steps": int, "batch_size": int, "monitor": bool, "dtype": str}
+PENDING_KINDS = ("methods", "tasks")
+# eval_every too: papers validate at a fraction of each method's own run (MeZO: every 1/5).
+METHOD_OVERRIDES = {"steps": int, "batch_size": int, "monitor": bool, "eval_every": int, "dtype": str}
 POLICIES = ("continue", "stop")
 TARGET_METRICS = ("dev_accuracy", "train_loss")
 DEVICES = ("auto", "cpu", "cuda")
@@ -57,6 +64,20 @@ class Suite:
     name: str
     source: str
     settings: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Pending:
+    kind: str  # "method" or "task"
+    name: str
+    reason: str
+    available: bool  # it exists now: the entry should move into the suite proper
+
+    def message(self, source: str) -> str:
+        if self.available:
+            return (f"pending {self.kind} '{self.name}' exists now; move it into {self.kind}s: in {source} "
+                    f"to run it (skipped)")
+        return f"pending {self.kind} '{self.name}' skipped: {self.reason}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +135,35 @@ def parse_suite(text: str, source: str) -> Suite:
             raise UserError(f"suite {source}: setting '{key}' must be {names}, got {type(value).__name__} {value!r}")
         settings[key] = value
     parse_thresholds(settings["thresholds"], f"suite {source}")
+    _check_pending(settings, source)
     return Suite(settings["name"], source, settings)
+
+
+def _check_pending(settings: dict[str, Any], source: str) -> None:
+    pending = settings["pending"]
+    unknown = sorted(set(pending) - set(PENDING_KINDS))
+    if unknown:
+        raise UserError(f"suite {source}: pending takes {' and '.join(PENDING_KINDS)}, got {', '.join(unknown)}")
+    for kind, entries in pending.items():
+        if not isinstance(entries, dict) or not all(isinstance(r, str) and r.strip() for r in entries.values()):
+            raise UserError(f"suite {source}: pending {kind} must map each name to a reason, got {entries!r}")
+    listed = {"methods": set(map(str, settings["methods"])), "tasks": set(map(str, settings["tasks"]))}
+    for kind, entries in pending.items():
+        both = sorted(set(map(str, entries)) & listed[kind])
+        if both:
+            raise UserError(f"suite {source}: {', '.join(both)} listed both in {kind} and in pending {kind}")
+
+
+def pending_for(suite: Suite, overrides: Overrides = Overrides()) -> list[Pending]:
+    """The suite's pending entries that this run would have included (one line each to print)."""
+    chosen = {"methods": overrides.methods, "tasks": overrides.tasks}
+    exists = {"methods": set(method_names()), "tasks": set(task_names())}
+    out = []
+    for kind in PENDING_KINDS:
+        for name, reason in suite.settings["pending"].get(kind, {}).items():
+            if chosen[kind] is None or str(name) in chosen[kind]:
+                out.append(Pending(kind[:-1], str(name), reason.strip(), str(name) in exists[kind]))
+    return out
 
 
 def _method_entries(suite: Suite) -> dict[str, dict[str, Any]]:
@@ -141,8 +190,12 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
     """The cartesian product of the suite, validated; raises UserError on any bad name or value."""
     s = suite.settings
     where = f"suite {suite.source}"
+    pending = {kind: set(map(str, s["pending"].get(kind, {}))) for kind in PENDING_KINDS}
     models = [str(m) for m in (overrides.models or s["models"])]
-    tasks = [str(t) for t in (overrides.tasks or s["tasks"])]
+    tasks = [str(t) for t in (overrides.tasks or s["tasks"]) if str(t) not in pending["tasks"]]
+    if not tasks:
+        raise UserError(f"{where}: every chosen task is pending ({', '.join(overrides.tasks or [])}); "
+                        f"runnable tasks: {', '.join(map(str, s['tasks']))}")
     seeds = overrides.seeds if overrides.seeds is not None else s["seeds"]
     if any(not isinstance(x, int) or isinstance(x, bool) for x in seeds):
         raise UserError(f"{where}: seeds must be integers, got {seeds!r}")
@@ -155,6 +208,11 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
     target_metric, target_value = _target(s["target"], where)
     entries = _method_entries(suite)
     if overrides.methods:
+        wanted = [m for m in overrides.methods if m not in pending["methods"]]
+        if not wanted:
+            raise UserError(f"{where}: every chosen method is pending ({', '.join(overrides.methods)}); "
+                            f"runnable methods: {', '.join(entries)}")
+        overrides = dataclasses.replace(overrides, methods=wanted)
         missing = [m for m in overrides.methods if m not in entries]
         if missing:
             raise UserError(f"method(s) {', '.join(missing)} not in suite '{suite.name}'; its methods: {', '.join(entries)}")
@@ -191,7 +249,8 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                         device=s["device"], data_seed=s["data_seed"], split_sizes=sizes,
                         max_length=s["max_length"], eval_batch_size=s["eval_batch_size"],
                         timeout_s=float(s["timeout_s"]), spike_factor=float(s["spike_factor"]),
-                        warmup_steps=s["warmup_steps"], eval_every=s["eval_every"], target_metric=target_metric,
+                        warmup_steps=s["warmup_steps"], eval_every=harness.get("eval_every", s["eval_every"]),
+                        target_metric=target_metric,
                         target_value=target_value, divergence_policy=s["divergence_policy"],
                         rebound_delta=float(s["rebound_delta"]), monitor=harness.get("monitor", s["monitor"]),
                     ))

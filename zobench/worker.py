@@ -22,8 +22,8 @@ from zobench.api import SCHEMA_VERSION, Cell, TrainingPlan
 from zobench.env import provenance
 from zobench.models import load_model
 from zobench.registry import args_dict, make_args, method_module
-from zobench.scoring import classification_loss, collate, encode, evaluate
-from zobench.tasks import get_task
+from zobench.scoring import TRAIN_LOSS_FUNCTIONS, collate, encode, evaluate, train_batch_examples
+from zobench.tasks import get_task, train_loss_of
 from zobench.trackers.divergence import DivergenceTracker
 from zobench.trackers.memory import PhaseMemory
 from zobench.trackers.monitor import Monitor
@@ -91,10 +91,13 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     model, tokenizer, record["model_info"] = load_model(cell.model, cell.dtype, device, seed=cell.seed)
     task = get_task(cell.task)
     splits = task.load(data_path, cell.split_sizes, cell.data_seed)
+    train_loss = train_loss_of(task)
     record["data"] = {"task_version": task.version, "synthetic": task.synthetic, "source": splits.source,
-                      "data_seed": cell.data_seed, "split_sizes": splits.sizes}
+                      "data_seed": cell.data_seed, "split_sizes": splits.sizes, "train_loss": train_loss}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train, dev, test = (encode(tokenizer, s, cell.max_length) for s in (splits.train, splits.dev, splits.test))
+    train = train_batch_examples(train, train_loss)  # option-lm trains on the gold option's sequence only
+    loss_fn = TRAIN_LOSS_FUNCTIONS[train_loss]
     if len(train) < cell.batch_size:
         raise ValueError(f"train split has {len(train)} examples, fewer than batch_size {cell.batch_size}")
 
@@ -114,7 +117,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     metrics["load_s"] = time.perf_counter() - t_start
 
     def evaluate_on(examples) -> tuple[float, float]:
-        return evaluate(model, examples, pad_id, device, cell.eval_batch_size)
+        return evaluate(model, examples, pad_id, device, cell.eval_batch_size, train_loss)
 
     emit("phase", {"phase": "eval at step 0"})
     memory.enter("eval")
@@ -139,7 +142,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     for step in range(cell.steps):
         batch = collate([train[i] for i in next(sampler)], pad_id).to(device)
         timer.before_step(step)  # innermost: only the method's step is timed
-        loss = method.step(lambda: classification_loss(model, batch))
+        loss = method.step(lambda: loss_fn(model, batch))
         timer.after_step(step, loss, tokens=batch.n_tokens * method.forwards_per_step)
         forwards.append((forwards[-1] if forwards else 0) + method.forwards_per_step)
         events = divergence.after_step(step, loss)

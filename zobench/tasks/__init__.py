@@ -2,10 +2,13 @@
 
 A task module defines ``TASK`` (or ``TASKS``, a list, for a family of tasks such as one
 per sequence length) with ``name``, ``version``, ``synthetic``, ``description``,
-``default_sizes`` and ``load(data_dir, sizes, data_seed) -> Splits``; a task whose
-sequences have a fixed length also sets ``sequence_length`` (suites check it against
-``max_length``). Prompting follows MeZO: each example is a prompt plus candidate options,
-scored by log-likelihood. A prompt is text, or ``RandomTokens`` for token-id inputs.
+``default_sizes``, ``train_loss`` and ``load(data_dir, sizes, data_seed) -> Splits``; a
+task whose sequences have a fixed length also sets ``sequence_length`` (suites check it
+against ``max_length``). Prompting follows MeZO: each example is a prompt plus candidate
+options, scored by log-likelihood. A prompt is text, or ``RandomTokens`` for token-id
+inputs. ``train_loss`` is how MeZO trains the task: ``classification`` (its
+``--train_as_classification``: cross-entropy over the option scores) or ``option-lm``
+(teacher-forced LM loss on the gold option's tokens only, as MeZO runs COPA and ReCoRD).
 Usage: ``get_task("sst2").load(data_dir, {"train": 1000, "dev": 500, "test": 1000}, 0)``.
 """
 
@@ -19,6 +22,9 @@ import re
 from typing import Any
 
 from zobench.api import UserError
+
+
+TRAIN_LOSSES = ("classification", "option-lm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +44,18 @@ class RandomTokens:
 @dataclasses.dataclass(frozen=True)
 class Example:
     prompt: str | RandomTokens  # RandomTokens: each option is one random token; the strings only name them
-    options: tuple[str, ...]  # appended to the prompt after one space
-    label: int  # index of the correct option
+    options: tuple[str, ...]  # each appended to the prompt after ``sep``
+    label: int  # index of the gold option (the one option-lm trains on)
+    # MeZO's templates join prompt and option with a space ("It was great"), except prompts
+    # that end in a newline ("Yes or No?\nYes"), which take the option directly.
+    sep: str = " "
+    # Options that also count as a correct prediction (ReCoRD lists several gold entities);
+    # empty means only ``label``.
+    also_correct: tuple[int, ...] = ()
+
+    @property
+    def correct(self) -> tuple[int, ...]:
+        return tuple(sorted({self.label, *self.also_correct}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +88,14 @@ def _registry() -> dict[str, Any]:
 def task_names() -> list[str]:
     """Sorted with numbers as numbers: random-tokens-64 before random-tokens-512."""
     return sorted(_registry(), key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
+
+
+def train_loss_of(task: Any) -> str:
+    """The task's training loss; tasks that do not say train as classification, MeZO's default."""
+    loss = getattr(task, "train_loss", "classification")
+    if loss not in TRAIN_LOSSES:
+        raise ValueError(f"task {task.name}: unknown train_loss {loss!r}; valid: {', '.join(TRAIN_LOSSES)}")
+    return loss
 
 
 def get_task(name: str) -> Any:

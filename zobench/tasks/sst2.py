@@ -20,6 +20,7 @@ class SST2:
     synthetic = False
     description = "GLUE SST-2, MeZO prompt '<sentence> It was' → terrible/great"
     default_sizes = {"train": 1000, "dev": 500, "test": 1000}
+    train_loss = "classification"
 
     def load(self, data_dir: Path | None, sizes: dict[str, int], data_seed: int) -> Splits:
         local = data_dir / "glue" / "SST-2" if data_dir else None

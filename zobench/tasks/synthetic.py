@@ -58,6 +58,7 @@ class Synthetic:
     synthetic = True
     description = "SYNTHETIC embedded task: learn an arbitrary object → left/right bin assignment"
     default_sizes = {"train": 256, "dev": 64, "test": 128}
+    train_loss = "classification"
 
     def load(self, data_dir: Path | None, sizes: dict[str, int], data_seed: int) -> Splits:
         return Splits(
