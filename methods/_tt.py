@@ -120,7 +120,8 @@ class TTLinear(torch.nn.Module):
             raise ValueError(f"unknown contraction '{contraction}'; valid: {', '.join(CONTRACTIONS)}")
         self.in_features, self.out_features, self.modes, self.rank = in_features, out_features, list(modes), rank
         self.contraction = contraction
-        groups = 2 if contraction == "parallel" else int(contraction.split("-")[1]) if contraction != "sequential" else 0
+        named = {"sequential": 0, "parallel": 2}  # 0: no groups, W is formed
+        groups = named[contraction] if contraction in named else int(contraction.removeprefix("groups-"))
         self.cuts = group_cuts(self.modes, in_features, groups) if groups else [len(modes)]
         self.split = input_split(self.modes, in_features)
         ranks = [1] + [rank] * (len(modes) - 1) + [1]

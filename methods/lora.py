@@ -10,8 +10,7 @@ import dataclasses
 
 import torch
 
-from zobench.api import Closure
-from zobench.methods._fo import backward_step
+from zobench.methods._fo import AdamWOver
 from zobench.methods._lora import inject_lora
 
 VERSION = "1"
@@ -26,18 +25,6 @@ class Args:
     targets: str = "qv"  # "qv" = the attention query/value projections of the family, or module names
 
 
-class LoRAFineTune:
-    forwards_per_step = 1  # plus one backward
-
-    def __init__(self, model: torch.nn.Module, args: Args):
-        self.params = inject_lora(model, args.rank, args.alpha, args.targets)
-        self.variant = f"r{args.rank}-a{args.alpha}-{args.targets}"
-        self.optimizer = torch.optim.AdamW(self.params, lr=args.lr, weight_decay=args.weight_decay)
-        model.train()
-
-    def step(self, closure: Closure) -> float:
-        return backward_step(self.optimizer, closure)
-
-
-def build(model: torch.nn.Module, args: Args, seed: int) -> LoRAFineTune:
-    return LoRAFineTune(model, args)
+def build(model: torch.nn.Module, args: Args, seed: int) -> AdamWOver:
+    params = inject_lora(model, args.rank, args.alpha, args.targets)
+    return AdamWOver(model, params, args.lr, args.weight_decay, f"r{args.rank}-a{args.alpha}-{args.targets}")

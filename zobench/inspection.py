@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from zobench.api import UserError
+from zobench.methods._tt import TTLinear
 from zobench.models import meta_model
 from zobench.registry import args_dict, make_args, method_module
 
@@ -36,8 +37,6 @@ def inspect_method(method: str, model_name: str, raw_args: dict[str, Any]) -> di
         raise UserError(f"{method} on {model_name}: {exc}") from None
     trainable = {id(p): p for p in built.params}
     names = [n for n, p in model.named_parameters() if id(p) in trainable]
-    from zobench.methods._tt import TTLinear
-
     tt_shapes = collections.Counter(
         (m.in_features, m.out_features, tuple(m.modes), m.rank, m.contraction, m.bias is not None)
         for m in model.modules() if isinstance(m, TTLinear))

@@ -73,6 +73,15 @@ def label_index(value: Any, names: tuple[str, ...]) -> int:
     return names.index(value)
 
 
+def premise_hypothesis_rows(labels: tuple[str, ...]):
+    """A local-release reader for the NLI tasks (RTE, CB): one row per line, label as class index."""
+    def from_local(line: dict) -> list[dict]:
+        return [{"premise": line["premise"], "hypothesis": line["hypothesis"], "idx": line["idx"],
+                 "label": label_index(line["label"], labels)}]
+
+    return from_local
+
+
 def mezo_prompt(text: str) -> str:
     """MeZO strips spaces around the encoded prompt, and leading newlines with them."""
     return text.lstrip().rstrip(" ")

@@ -6,15 +6,11 @@ CB has 250 training examples, so MeZO keeps only 100 for dev (``mezo.sh``): 150 
 from __future__ import annotations
 
 from zobench.tasks import Example
-from zobench.tasks._superglue import SUPER_GLUE_HUB, Source, SuperGlueTask, label_index, mezo_prompt
+from zobench.tasks._superglue import SUPER_GLUE_HUB, Source, SuperGlueTask, mezo_prompt, premise_hypothesis_rows
 
 LABELS = ("entailment", "contradiction", "neutral")  # the hub's class order
 OPTIONS = ("Yes", "No", "Maybe")  # MeZO CBTemplate verbalizer, in that class order
-
-
-def from_local(line: dict) -> list[dict]:
-    return [{"premise": line["premise"], "hypothesis": line["hypothesis"], "idx": line["idx"],
-             "label": label_index(line["label"], LABELS)}]
+from_local = premise_hypothesis_rows(LABELS)
 
 
 class CB(SuperGlueTask):

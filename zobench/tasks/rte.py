@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from zobench.tasks import Example
-from zobench.tasks._superglue import SUPER_GLUE_HUB, Source, SuperGlueTask, label_index, mezo_prompt
+from zobench.tasks._superglue import SUPER_GLUE_HUB, Source, SuperGlueTask, mezo_prompt, premise_hypothesis_rows
 
 LABELS = ("entailment", "not_entailment")  # the hub's class order
 OPTIONS = ("Yes", "No")  # MeZO RTETemplate verbalizer: 0 (entailment) → Yes, 1 → No
-
-
-def from_local(line: dict) -> list[dict]:
-    return [{"premise": line["premise"], "hypothesis": line["hypothesis"], "idx": line["idx"],
-             "label": label_index(line["label"], LABELS)}]
+from_local = premise_hypothesis_rows(LABELS)
 
 
 class RTE(SuperGlueTask):
