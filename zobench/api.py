@@ -46,6 +46,7 @@ class Cell:
     spike_factor: float
     warmup_steps: int = 1  # timed but left out of step-time statistics
     eval_every: int = 0  # dev evaluation every N steps (0: only before and after training)
+    select_on: str = "dev_loss"  # model selection on dev: dev_loss (MeZO's, the HF trainer default) | dev_accuracy
     target_metric: str | None = None  # dev_accuracy | train_loss, for time- and forwards-to-target
     target_value: float | None = None
     divergence_policy: str = "continue"  # continue: count spikes and rebounds; stop: end the cell

@@ -40,6 +40,15 @@ def _to_target(group: pd.DataFrame) -> str:
     return f"{reached.mean():,.0f} ({len(reached)}/{len(group)})"
 
 
+def _mean_forwards_per_step(group: pd.DataFrame) -> float | None:
+    """Forward passes per step over the whole run: AdaZeta's Q grows, so the first step's count misleads."""
+    done = group[group.steps_done.fillna(0).astype(float) > 0]
+    if done.forwards_total.notna().any():
+        return float((done.forwards_total.astype(float) / done.steps_done.astype(float)).mean())
+    known = group.forwards_per_step.dropna()
+    return float(known.iloc[0]) if len(known) else None
+
+
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (suite, model, task, method label): means over seeds and status counts."""
     rows = []
@@ -54,8 +63,9 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
             # What an out-of-memory cell reached before it failed: the point of running it.
             "oom_peak_mem_bytes": group[group.status == "oom"].peak_mem_bytes.astype(float).max(),
             "step_time_s": ok.step_time_s.astype(float).mean() if len(ok) else float("nan"),
-            "forwards_per_step": group.forwards_per_step.dropna().iloc[0] if group.forwards_per_step.notna().any() else None,
+            "forwards_per_step": _mean_forwards_per_step(group),
             "step0": _mean_sd(ok.step0_accuracy.astype(float)), "final": _mean_sd(ok.accuracy.astype(float)),
+            "best": _mean_sd(ok.best_accuracy.astype(float)),
             "dev": _mean_sd(ok.dev_accuracy.astype(float)),
             "forwards_to_target": _to_target(group),
             "divergence_events": int(group.divergence_events.fillna(0).sum()),
@@ -66,7 +76,13 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 COLUMNS = ["method", "status", "peak mem", "× floor", "step time", "× floor ", "fwd/step", "fwd to target",
-           "step-0 acc", "final acc", "dev acc", "div. events (rate)", "trainable"]
+           "step-0 acc", "final acc", "best-on-dev acc", "dev acc", "div. events (rate)", "trainable"]
+
+
+def _count(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
 def table(group: pd.DataFrame) -> list[dict[str, str]]:
@@ -82,8 +98,8 @@ def table(group: pd.DataFrame) -> list[dict[str, str]]:
         rows.append(dict(zip(COLUMNS, [
             r.label, r.statuses, peak,
             _ratio(r.peak_mem_bytes, floor_mem), f"{r.step_time_s * 1000:.0f} ms" if math.isfinite(r.step_time_s) else "-",
-            _ratio(r.step_time_s, floor_time), str(int(r.forwards_per_step)) if r.forwards_per_step is not None else "-",
-            r.forwards_to_target, r.step0, r.final, r.dev, f"{r.divergence_events} ({r.divergence_rate:.0%})",
+            _ratio(r.step_time_s, floor_time), _count(r.forwards_per_step),
+            r.forwards_to_target, r.step0, r.final, r.best, r.dev, f"{r.divergence_events} ({r.divergence_rate:.0%})",
             f"{int(r.trainable_params):,}" if r.trainable_params is not None else "-"])))
     return rows
 
@@ -95,7 +111,9 @@ def groups(summary: pd.DataFrame):
         yield f"{suite}: {model} on {task}{synthetic}", group
 
 
-FOOTNOTE = ("Accuracy is on the test split; mean ± sd over seeds where there are several. "
+FOOTNOTE = ("Accuracy is on the test split (F1 for generation tasks); mean ± sd over seeds where there are several. "
+            "Best-on-dev: the test score of the checkpoint selected on dev (the cell's select_on); "
+            "fwd/step: forward passes per step over the run. "
             "Forwards to target: mean over the seeds that reached the suite's target (how many did).")
 
 

@@ -18,7 +18,7 @@ from zobench.api import Cell
 
 RESULT_COLUMNS = [
     "suite", "model", "task", "method", "label", "seed", "status", "accuracy", "dev_accuracy",
-    "step0_accuracy", "step0_dev_accuracy", "peak_mem_bytes", "peak_mem_source", "step_time_s",
+    "step0_accuracy", "step0_dev_accuracy", "best_accuracy", "best_step", "peak_mem_bytes", "peak_mem_source", "step_time_s",
     "forwards_per_step", "forwards_total", "steps_done", "divergence_events", "trainable_params",
     "synthetic", "dtype", "device", "cell_id", "git_sha", "path",
 ]

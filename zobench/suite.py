@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from zobench.api import Cell, UserError
+from zobench.checkpoint import SELECT_ON
 from zobench.compare import parse_thresholds
 from zobench.models import DTYPES
 from zobench.registry import make_args, method_names
@@ -46,6 +47,7 @@ SETTINGS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "divergence_policy": (str, "continue"),
     "warmup_steps": (int, 1),
     "eval_every": (int, 0),
+    "select_on": (str, "dev_loss"),  # model selection on dev: dev_loss (MeZO's) | dev_accuracy
     "target": (dict, {}),
     "monitor": (bool, True),
     "thresholds": (dict, {}),  # the regression gate's, over zobench.compare.DEFAULT_THRESHOLDS
@@ -203,6 +205,8 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
         raise UserError(f"{where}: unknown dtype '{s['dtype']}'; valid: {', '.join(DTYPES)}")
     if s["device"] not in DEVICES and not s["device"].startswith("cuda:"):
         raise UserError(f"{where}: unknown device '{s['device']}'; valid: {', '.join(DEVICES)}, cuda:N")
+    if s["select_on"] not in SELECT_ON:
+        raise UserError(f"{where}: unknown select_on '{s['select_on']}'; valid: {', '.join(SELECT_ON)}")
     if s["divergence_policy"] not in POLICIES:
         raise UserError(f"{where}: unknown divergence_policy '{s['divergence_policy']}'; valid: {', '.join(POLICIES)}")
     target_metric, target_value = _target(s["target"], where)
@@ -250,6 +254,7 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                         max_length=s["max_length"], eval_batch_size=s["eval_batch_size"],
                         timeout_s=float(s["timeout_s"]), spike_factor=float(s["spike_factor"]),
                         warmup_steps=s["warmup_steps"], eval_every=harness.get("eval_every", s["eval_every"]),
+                        select_on=s["select_on"],
                         target_metric=target_metric,
                         target_value=target_value, divergence_policy=s["divergence_policy"],
                         rebound_delta=float(s["rebound_delta"]), monitor=harness.get("monitor", s["monitor"]),

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 
 from zobench.api import SCHEMA_VERSION, Cell, TrainingPlan
+from zobench.checkpoint import BestOnDev
 from zobench.env import provenance
 from zobench.models import load_model
 from zobench.registry import args_dict, make_args, method_module
@@ -132,6 +133,8 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
         divergence.on_restore_drift(metrics["restore_drift_rms"], method.args.lr)
     timer = StepTimeTracker(device, cell.warmup_steps)
     divergence.on_eval(0, step0_dev_loss)
+    best = BestOnDev(cell.select_on, method.params)
+    record["_best"] = best  # so a failure still removes the saved checkpoint (popped before sending)
     losses: list[float] = []
     forwards: list[int] = []  # cumulative forward passes after each step (AdaZeta's Q varies)
     dev_curve = [[0, metrics["step0_dev_accuracy"], step0_dev_loss]]
@@ -156,6 +159,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
             dev_accuracy, dev_loss = evaluate_on(dev)
             eval_s += time.perf_counter() - t_eval
             dev_curve.append([step + 1, dev_accuracy, dev_loss])
+            best.offer(step + 1, dev_accuracy, dev_loss)
             events += divergence.on_eval(step + 1, dev_loss)
             memory.enter("train")
         if "time_to_target_s" not in metrics and target_reached(cell, dev_accuracy, losses):
@@ -179,6 +183,15 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     metrics["dev_accuracy"], final_dev_loss = evaluate_on(dev)
     metrics["accuracy"], _ = evaluate_on(test)
     dev_curve.append([len(losses), metrics["dev_accuracy"], final_dev_loss])
+    if losses and math.isfinite(losses[-1]):  # after a non-finite loss the final weights are no candidate
+        best.offer(len(losses), metrics["dev_accuracy"], final_dev_loss, final=True)
+    if best.step is not None:  # the criterion is the cell's select_on
+        metrics.update(best_step=best.step, best_dev_accuracy=best.dev_accuracy, best_dev_loss=best.dev_loss)
+        if best.step == len(losses):
+            metrics["best_accuracy"] = metrics["accuracy"]
+        else:  # test once more, on the selected checkpoint; the final model's test score stays too
+            best.restore()
+            metrics["best_accuracy"], _ = evaluate_on(test)
     if "time_to_target_s" not in metrics and target_reached(cell, metrics["dev_accuracy"], losses):
         metrics.update(time_to_target_s=timer.elapsed(), steps_to_target=len(losses),
                        forwards_to_target=metrics["forwards_total"])
@@ -237,4 +250,7 @@ def execute_cell(payload: dict[str, Any], emit: Emit) -> dict[str, Any]:
         except Exception as exc2:
             record.setdefault("warnings", []).append(f"memory figures lost: {exc2}")
     record.pop("_memory", None)
+    best = record.pop("_best", None)
+    if best is not None:
+        best.close()
     return record
