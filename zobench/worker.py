@@ -24,7 +24,8 @@ from zobench.env import provenance
 from zobench.models import load_model
 from zobench.registry import args_dict, make_args, method_module
 from zobench.scoring import TRAIN_LOSS_FUNCTIONS, collate, encode, evaluate, train_batch_examples
-from zobench.tasks import get_task, train_loss_of
+from zobench.generation import evaluate_generation
+from zobench.tasks import get_task, metric_of, train_loss_of
 from zobench.trackers.divergence import DivergenceTracker
 from zobench.trackers.memory import PhaseMemory
 from zobench.trackers.monitor import Monitor
@@ -93,8 +94,10 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     task = get_task(cell.task)
     splits = task.load(data_path, cell.split_sizes, cell.data_seed)
     train_loss = train_loss_of(task)
+    metric = metric_of(task)
     record["data"] = {"task_version": task.version, "synthetic": task.synthetic, "source": splits.source,
-                      "data_seed": cell.data_seed, "split_sizes": splits.sizes, "train_loss": train_loss}
+                      "data_seed": cell.data_seed, "split_sizes": splits.sizes, "train_loss": train_loss,
+                      "metric": metric}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train, dev, test = (encode(tokenizer, s, cell.max_length) for s in (splits.train, splits.dev, splits.test))
     train = train_batch_examples(train, train_loss)  # option-lm trains on the gold option's sequence only
@@ -117,14 +120,24 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
         metrics.update(method.drift_probe())
     metrics["load_s"] = time.perf_counter() - t_start
 
-    def evaluate_on(examples) -> tuple[float, float]:
-        return evaluate(model, examples, pad_id, device, cell.eval_batch_size, train_loss)
+    encoded = {"dev": dev, "test": test}
+    exact_match: dict[str, float] = {}  # generation tasks: the last exact match per split
+
+    def evaluate_on(split: str) -> tuple[float, float]:
+        """(the task's metric, its training loss): accuracy, or F1 of greedy answers for generation tasks."""
+        score, loss = evaluate(model, encoded[split], pad_id, device, cell.eval_batch_size, train_loss)
+        if metric == "f1":
+            score, exact_match[split] = evaluate_generation(model, tokenizer, getattr(splits, split), cell.max_length,
+                                                            device, cell.eval_batch_size)
+        return score, loss
 
     emit("phase", {"phase": "eval at step 0"})
     memory.enter("eval")
     t_eval = time.perf_counter()
-    metrics["step0_dev_accuracy"], step0_dev_loss = evaluate_on(dev)
-    metrics["step0_accuracy"], _ = evaluate_on(test)
+    metrics["step0_dev_accuracy"], step0_dev_loss = evaluate_on("dev")
+    metrics["step0_accuracy"], _ = evaluate_on("test")
+    if "test" in exact_match:
+        metrics["step0_exact_match"] = exact_match["test"]
     eval_s = time.perf_counter() - t_eval
 
     divergence = DivergenceTracker(cell.spike_factor, cell.rebound_delta)
@@ -156,7 +169,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
         if cell.eval_every and (step + 1) % cell.eval_every == 0 and step + 1 < cell.steps and math.isfinite(loss):
             memory.enter("eval")
             t_eval = time.perf_counter()
-            dev_accuracy, dev_loss = evaluate_on(dev)
+            dev_accuracy, dev_loss = evaluate_on("dev")
             eval_s += time.perf_counter() - t_eval
             dev_curve.append([step + 1, dev_accuracy, dev_loss])
             best.offer(step + 1, dev_accuracy, dev_loss)
@@ -180,8 +193,10 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     emit("phase", {"phase": "final eval"})
     memory.enter("eval")
     t_eval = time.perf_counter()
-    metrics["dev_accuracy"], final_dev_loss = evaluate_on(dev)
-    metrics["accuracy"], _ = evaluate_on(test)
+    metrics["dev_accuracy"], final_dev_loss = evaluate_on("dev")
+    metrics["accuracy"], _ = evaluate_on("test")
+    if "test" in exact_match:
+        metrics["exact_match"] = exact_match["test"]
     dev_curve.append([len(losses), metrics["dev_accuracy"], final_dev_loss])
     if losses and math.isfinite(losses[-1]):  # after a non-finite loss the final weights are no candidate
         best.offer(len(losses), metrics["dev_accuracy"], final_dev_loss, final=True)
@@ -191,7 +206,9 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
             metrics["best_accuracy"] = metrics["accuracy"]
         else:  # test once more, on the selected checkpoint; the final model's test score stays too
             best.restore()
-            metrics["best_accuracy"], _ = evaluate_on(test)
+            metrics["best_accuracy"], _ = evaluate_on("test")
+        if "test" in exact_match:
+            metrics["best_exact_match"] = exact_match["test"]
     if "time_to_target_s" not in metrics and target_reached(cell, metrics["dev_accuracy"], losses):
         metrics.update(time_to_target_s=timer.elapsed(), steps_to_target=len(losses),
                        forwards_to_target=metrics["forwards_total"])

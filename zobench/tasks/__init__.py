@@ -8,7 +8,9 @@ against ``max_length``). Prompting follows MeZO: each example is a prompt plus c
 options, scored by log-likelihood. A prompt is text, or ``RandomTokens`` for token-id
 inputs. ``train_loss`` is how MeZO trains the task: ``classification`` (its
 ``--train_as_classification``: cross-entropy over the option scores) or ``option-lm``
-(teacher-forced LM loss on the gold option's tokens only, as MeZO runs COPA and ReCoRD).
+(teacher-forced LM loss on the gold option's tokens only, as MeZO runs COPA, ReCoRD,
+SQuAD and DROP). ``metric`` is ``accuracy`` (the best-scoring option) or ``f1`` (greedy
+generation scored against ``Example.answers``; zobench.generation), default accuracy.
 Usage: ``get_task("sst2").load(data_dir, {"train": 1000, "dev": 500, "test": 1000}, 0)``.
 """
 
@@ -52,6 +54,9 @@ class Example:
     # Options that also count as a correct prediction (ReCoRD lists several gold entities);
     # empty means only ``label``.
     also_correct: tuple[int, ...] = ()
+    # Generation tasks (SQuAD, DROP): every gold answer; the one option is the first answer
+    # plus MeZO's closing newline, which the LM loss trains on. Empty for choice tasks.
+    answers: tuple[str, ...] = ()
 
     @property
     def correct(self) -> tuple[int, ...]:
@@ -96,6 +101,17 @@ def train_loss_of(task: Any) -> str:
     if loss not in TRAIN_LOSSES:
         raise ValueError(f"task {task.name}: unknown train_loss {loss!r}; valid: {', '.join(TRAIN_LOSSES)}")
     return loss
+
+
+METRICS = ("accuracy", "f1")
+
+
+def metric_of(task: Any) -> str:
+    """accuracy for choice tasks; f1 (with exact match beside it) for generation tasks."""
+    metric = getattr(task, "metric", "accuracy")
+    if metric not in METRICS:
+        raise ValueError(f"task {task.name}: unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+    return metric
 
 
 def get_task(name: str) -> Any:

@@ -27,10 +27,11 @@ SPLITS = (("train", "train.jsonl", "train"), ("valid", "val.jsonl", "validation"
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    folder: str  # under <data_dir>/superglue/
+    folder: str  # under <data_dir>/<root>/
     hub_id: str
     hub_config: str | None
     from_local: Callable[[dict[str, Any]], Iterable[dict[str, Any]]]  # one release line → hub-layout rows
+    root: str = "superglue"  # "." for tasks outside SuperGLUE (<data_dir>/<folder>/)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -40,7 +41,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def load_rows(task: str, data_dir: Path | None, source: Source) -> tuple[list[dict], list[dict], str]:
     """(train rows, validation rows, where they came from), in the hub's layout and order."""
-    folder = data_dir / "superglue" / source.folder if data_dir else None
+    folder = data_dir / source.root / source.folder if data_dir else None
+    shown = f"{source.root}/{source.folder}" if source.root != "." else source.folder
     rows: dict[str, list[dict]] = {}
     origin: dict[str, str] = {}
     for split, file_name, hub_name in SPLITS:
@@ -49,10 +51,10 @@ def load_rows(task: str, data_dir: Path | None, source: Source) -> tuple[list[di
             try:
                 rows[split] = [row for line in read_jsonl(path) for row in source.from_local(line)]
             except (KeyError, TypeError, ValueError) as exc:
-                raise UserError(f"{task}: {path} is not a SuperGLUE {source.folder} release file ({exc!r})") from None
+                raise UserError(f"{task}: {path} is not a {source.folder} data file in the expected layout ({exc!r})") from None
             origin[split] = str(path)
         else:
-            need = f"{task} needs superglue/{source.folder}/{file_name}"
+            need = f"{task} needs {shown}/{file_name}"
             rows[split] = hub_split(source.hub_id, source.hub_config, hub_name, need)
             origin[split] = f"hf:{source.hub_id}" + (f"/{source.hub_config}" if source.hub_config else "") + f":{hub_name}"
     if all(not o.startswith("hf:") for o in origin.values()):
