@@ -49,7 +49,7 @@ tasks: [synthetic]
 methods: {floor: {}, mezo: {}}
 pending:
   methods: {zo-future: being written elsewhere, mezo-lora: waiting for nothing}
-  tasks: {squad: no generation path yet}
+  tasks: {gsm8k: no such task yet}
 """
 
 
@@ -58,9 +58,9 @@ def test_pending_entries_are_kept_reported_and_never_expanded():
     suite = parse_suite(PENDING_SUITE, "test")
     assert {(c.label, c.task) for c in expand(suite)} == {("floor", "synthetic"), ("mezo", "synthetic")}
     entries = {(p.kind, p.name): p for p in pending_for(suite)}
-    assert set(entries) == {("method", "zo-future"), ("method", "mezo-lora"), ("task", "squad")}
+    assert set(entries) == {("method", "zo-future"), ("method", "mezo-lora"), ("task", "gsm8k")}
     assert entries[("method", "zo-future")].message("test") == "pending method 'zo-future' skipped: being written elsewhere"
-    assert not entries[("task", "squad")].available
+    assert not entries[("task", "gsm8k")].available
     assert entries[("method", "mezo-lora")].available  # it exists now: the message says to move it
     assert "move it into methods:" in entries[("method", "mezo-lora")].message("test")
 
@@ -68,14 +68,14 @@ def test_pending_entries_are_kept_reported_and_never_expanded():
 def test_choosing_pending_entries_skips_them_and_choosing_only_pending_ones_is_an_error():
     """--methods/--tasks naming a pending entry skip it with its line; naming only pending ones runs nothing."""
     suite = parse_suite(PENDING_SUITE, "test")
-    chosen = Overrides(methods=["mezo", "zo-future"], tasks=["synthetic", "squad"])
+    chosen = Overrides(methods=["mezo", "zo-future"], tasks=["synthetic", "gsm8k"])
     assert [(c.label, c.task) for c in expand(suite, chosen)] == [("mezo", "synthetic")]
-    assert [p.name for p in pending_for(suite, chosen)] == ["zo-future", "squad"]
+    assert [p.name for p in pending_for(suite, chosen)] == ["zo-future", "gsm8k"]
     assert pending_for(suite, Overrides(methods=["mezo"], tasks=["synthetic"])) == []
     with pytest.raises(UserError, match="every chosen method is pending"):
         expand(suite, Overrides(methods=["zo-future"]))
     with pytest.raises(UserError, match="every chosen task is pending"):
-        expand(suite, Overrides(tasks=["squad"]))
+        expand(suite, Overrides(tasks=["gsm8k"]))
 
 
 @pytest.mark.parametrize("pending, needle", [
