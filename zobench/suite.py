@@ -37,7 +37,7 @@ SETTINGS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "batch_size": (int, 16),
     "dtype": (str, "fp32"),
     "device": (str, "auto"),
-    "data_seed": (int, 0),
+    "data_seed": ((int, str), 0),  # or "seed": each cell's seed picks its data (LM-BFF's k-shot splits)
     "split_sizes": (dict, {}),
     "max_length": (int, 256),
     "eval_batch_size": (int, 64),
@@ -205,6 +205,8 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
         raise UserError(f"{where}: unknown dtype '{s['dtype']}'; valid: {', '.join(DTYPES)}")
     if s["device"] not in DEVICES and not s["device"].startswith("cuda:"):
         raise UserError(f"{where}: unknown device '{s['device']}'; valid: {', '.join(DEVICES)}, cuda:N")
+    if isinstance(s["data_seed"], str) and s["data_seed"] != "seed":
+        raise UserError(f"{where}: data_seed must be an integer or 'seed' (each cell's seed), got {s['data_seed']!r}")
     if s["select_on"] not in SELECT_ON:
         raise UserError(f"{where}: unknown select_on '{s['select_on']}'; valid: {', '.join(SELECT_ON)}")
     if s["divergence_policy"] not in POLICIES:
@@ -250,7 +252,7 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                         suite=s["name"], model=model, task=task_name, label=label, method=method,
                         args=dataclasses.asdict(args), seed=seed, steps=steps,
                         batch_size=harness.get("batch_size", s["batch_size"]), dtype=harness.get("dtype", s["dtype"]),
-                        device=s["device"], data_seed=s["data_seed"], split_sizes=sizes,
+                        device=s["device"], data_seed=seed if s["data_seed"] == "seed" else s["data_seed"], split_sizes=sizes,
                         max_length=s["max_length"], eval_batch_size=s["eval_batch_size"],
                         timeout_s=float(s["timeout_s"]), spike_factor=float(s["spike_factor"]),
                         warmup_steps=s["warmup_steps"], eval_every=harness.get("eval_every", s["eval_every"]),

@@ -23,7 +23,7 @@ from zobench.checkpoint import BestOnDev
 from zobench.env import provenance
 from zobench.models import load_model
 from zobench.registry import args_dict, make_args, method_module
-from zobench.scoring import TRAIN_LOSS_FUNCTIONS, collate, encode, evaluate, train_batch_examples
+from zobench.scorers import scoring_for
 from zobench.generation import evaluate_generation
 from zobench.tasks import get_task, metric_of, train_loss_of
 from zobench.trackers.divergence import DivergenceTracker
@@ -90,8 +90,11 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
 
     emit("phase", {"phase": "load"})
     memory.enter("load")
-    model, tokenizer, record["model_info"] = load_model(cell.model, cell.dtype, device, seed=cell.seed)
     task = get_task(cell.task)
+    # Classifier-head models size their head by the task's labels (LM-BFF tasks set num_labels).
+    model, tokenizer, record["model_info"] = load_model(cell.model, cell.dtype, device, seed=cell.seed,
+                                                        num_labels=getattr(task, "num_labels", None))
+    scoring = scoring_for(record["model_info"]["head"], task, tokenizer)
     splits = task.load(data_path, cell.split_sizes, cell.data_seed)
     train_loss = train_loss_of(task)
     metric = metric_of(task)
@@ -99,9 +102,8 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
                       "data_seed": cell.data_seed, "split_sizes": splits.sizes, "train_loss": train_loss,
                       "metric": metric}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    train, dev, test = (encode(tokenizer, s, cell.max_length) for s in (splits.train, splits.dev, splits.test))
-    train = train_batch_examples(train, train_loss)  # option-lm trains on the gold option's sequence only
-    loss_fn = TRAIN_LOSS_FUNCTIONS[train_loss]
+    train, dev, test = (scoring.encode(tokenizer, s, cell.max_length) for s in (splits.train, splits.dev, splits.test))
+    train = scoring.train_examples(train)  # option-lm trains on the gold option's sequence only
     if len(train) < cell.batch_size:
         raise ValueError(f"train split has {len(train)} examples, fewer than batch_size {cell.batch_size}")
 
@@ -125,7 +127,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
 
     def evaluate_on(split: str) -> tuple[float, float]:
         """(the task's metric, its training loss): accuracy, or F1 of greedy answers for generation tasks."""
-        score, loss = evaluate(model, encoded[split], pad_id, device, cell.eval_batch_size, train_loss)
+        score, loss = scoring.evaluate(model, encoded[split], pad_id, device, cell.eval_batch_size)
         if metric == "f1":
             score, exact_match[split] = evaluate_generation(model, tokenizer, getattr(splits, split), cell.max_length,
                                                             device, cell.eval_batch_size)
@@ -156,9 +158,9 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     memory.enter("train")
     timer.start()
     for step in range(cell.steps):
-        batch = collate([train[i] for i in next(sampler)], pad_id).to(device)
+        batch = scoring.collate([train[i] for i in next(sampler)], pad_id).to(device)
         timer.before_step(step)  # innermost: only the method's step is timed
-        loss = method.step(lambda: loss_fn(model, batch))
+        loss = method.step(lambda: scoring.loss(model, batch))
         timer.after_step(step, loss, tokens=batch.n_tokens * method.forwards_per_step)
         forwards.append((forwards[-1] if forwards else 0) + method.forwards_per_step)
         events = divergence.after_step(step, loss)

@@ -2,7 +2,8 @@
 
 A task module defines ``TASK`` (or ``TASKS``, a list, for a family of tasks such as one
 per sequence length) with ``name``, ``version``, ``synthetic``, ``description``,
-``default_sizes``, ``train_loss`` and ``load(data_dir, sizes, data_seed) -> Splits``; a
+``default_sizes``, ``train_loss`` and ``load(data_dir, sizes, data_seed) -> Splits``; an
+encoder task (LM-BFF k-shot) sets ``model_kind = "encoder"`` and ``num_labels``; a
 task whose sequences have a fixed length also sets ``sequence_length`` (suites check it
 against ``max_length``). Prompting follows MeZO: each example is a prompt plus candidate
 options, scored by log-likelihood. A prompt is text, or ``RandomTokens`` for token-id
@@ -44,8 +45,27 @@ class RandomTokens:
 
 
 @dataclasses.dataclass(frozen=True)
+class MaskedPrompt:
+    """An LM-BFF prompt for encoders: a template over the example's sentences, with one mask.
+
+    The template language is LM-BFF's (``*cls**sent_0*_It_was*mask*.*sep+*``; see
+    zobench.encoder_scoring); the options are the label words predicted at the mask.
+    ``max_length`` and the sentence limits are LM-BFF's per-task settings (run_fewshot.sh).
+    A classifier-head model reads only the sentences (LM-BFF's "finetune" input).
+    """
+
+    template: str
+    sentences: tuple[str, ...]
+    max_length: int = 128
+    first_sent_limit: int | None = None
+    other_sent_limit: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Example:
-    prompt: str | RandomTokens  # RandomTokens: each option is one random token; the strings only name them
+    # RandomTokens: each option is one random token; the strings only name them.
+    # MaskedPrompt: encoder tasks; each option is a label word.
+    prompt: str | RandomTokens | MaskedPrompt
     options: tuple[str, ...]  # each appended to the prompt after ``sep``
     label: int  # index of the gold option (the one option-lm trains on)
     # MeZO's templates join prompt and option with a space ("It was great"), except prompts
