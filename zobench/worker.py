@@ -21,10 +21,10 @@ import torch
 from zobench.api import SCHEMA_VERSION, Cell, TrainingPlan
 from zobench.checkpoint import BestOnDev
 from zobench.env import provenance
+from zobench.generation import evaluate_generation
 from zobench.models import load_model
 from zobench.registry import args_dict, make_args, method_module
 from zobench.scorers import scoring_for
-from zobench.generation import evaluate_generation
 from zobench.tasks import get_task, metric_of, train_loss_of
 from zobench.trackers.divergence import DivergenceTracker
 from zobench.trackers.memory import PhaseMemory

@@ -10,12 +10,10 @@ teacher-forced LM loss trains on it; evaluation generates and scores against eve
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from zobench.tasks import Example, Splits
-from zobench.tasks._data import mezo_splits
-from zobench.tasks._superglue import Source, load_rows, mezo_prompt
+from zobench.tasks import Example
+from zobench.tasks._superglue import SuperGlueTask, mezo_prompt
 
 
 def hub_rows(line: dict[str, Any]) -> list[dict[str, Any]]:
@@ -31,22 +29,8 @@ def generation_example(prompt: str, answers: list[str], where: str) -> Example:
                    answers=tuple(answers))
 
 
-class GenerationTask:
-    """MeZO's protocol over one generation task; subclasses give the source and the template."""
+class GenerationTask(SuperGlueTask):
+    """MeZO's protocol (sampling, sources) as for SuperGLUE, trained on the answer, scored by F1."""
 
-    synthetic = False
     train_loss = "option-lm"
     metric = "f1"
-    default_sizes = {"train": 1000, "dev": 500, "test": 1000}
-    name: str
-    version: str
-    description: str
-    source: Source
-
-    def to_example(self, row: dict[str, Any]) -> Example:
-        raise NotImplementedError
-
-    def load(self, data_dir: Path | None, sizes: dict[str, int], data_seed: int) -> Splits:
-        train_rows, valid_rows, where = load_rows(self.name, data_dir, self.source)
-        train, dev, test = mezo_splits(train_rows, valid_rows, sizes, data_seed, self.to_example)
-        return Splits(train, dev, test, where)
