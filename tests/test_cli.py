@@ -119,11 +119,11 @@ def test_pending_entries_print_one_line_each_and_the_rest_runs(tmp_path):
     suite = tmp_path / "p.yaml"
     suite.write_text("# zobench run --suite p.yaml\nname: p\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\n"
                      "steps: 1\nbatch_size: 4\nsplit_sizes: {train: 8, dev: 4, test: 4}\nmethods: {floor: {}}\n"
-                     "pending:\n  methods: {zo-future: being written}\n  tasks: {squad: no generation path}\n")
+                     "pending:\n  methods: {zo-future: being written}\n  tasks: {gsm8k: not written yet}\n")
     res = tmp_path / "res"
     proc = zobench("run", "--suite", str(suite), "--results-dir", str(res), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert "pending method 'zo-future' skipped: being written" in lines
-    assert "pending task 'squad' skipped: no generation path" in lines
+    assert "pending task 'gsm8k' skipped: not written yet" in lines
     assert [p.stem for p in (res / "runs" / "p").glob("*.json")] == ["random-tiny-llama--synthetic--floor--s0"]
