@@ -22,8 +22,8 @@ from zobench.api import TrainingPlan
 from zobench.env import provenance
 from zobench.methods import adazeta
 from zobench.methods._tt import CONTRACTIONS
-from zobench.methods._zo import perturb_
 from zobench.methods._tt_adapters import ADAZETA_PRESETS_64, TTAdapter
+from zobench.methods._zo import perturb_
 from zobench.models import load_model
 from zobench.registry import make_args
 from zobench.store import atomic_write_text

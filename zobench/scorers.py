@@ -4,7 +4,7 @@
 ``masked-lm``: LM-BFF label words at the mask; ``classifier``: a sequence-classification
 head (zobench.encoder_scoring), both for the LM-BFF k-shot tasks. Every scoring offers the
 same four steps, so the training loop does not care which it has.
-Usage: ``scoring = scoring_for(model_info["head"], task, tokenizer)``.
+Usage: ``scoring = scoring_for(model_info["head"], task, tokenizer, device)``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _cross_entropy(score, model, batch) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(score(model, batch), batch.labels)
 
 
-def scoring_for(head: str, task: Any, tokenizer) -> Scoring:
+def scoring_for(head: str, task: Any, tokenizer, device="cpu") -> Scoring:
     encoder_task = getattr(task, "model_kind", "decoder") == "encoder"
     if head == "causal-lm":
         if encoder_task:
@@ -51,8 +51,9 @@ def scoring_for(head: str, task: Any, tokenizer) -> Scoring:
     if not encoder_task:
         raise UserError(f"a {head} model runs only the LM-BFF k-shot tasks (lmbff-*), not {task.name}")
     if head == "masked-lm":
-        words = torch.tensor(enc.label_word_ids(tokenizer, task.spec.words))
-        score = lambda model, batch: enc.masked_scores(model, batch, words.to(batch.input_ids.device))  # noqa: E731
+        # On the device once: a copy per forward would land inside the timed step.
+        words = torch.tensor(enc.label_word_ids(tokenizer, task.spec.words), device=device)
+        score = functools.partial(enc.masked_scores, words=words)
         encode = enc.encode_masked
     else:
         score, encode = enc.classifier_scores, enc.encode_pairs

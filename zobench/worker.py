@@ -94,7 +94,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     # Classifier-head models size their head by the task's labels (LM-BFF tasks set num_labels).
     model, tokenizer, record["model_info"] = load_model(cell.model, cell.dtype, device, seed=cell.seed,
                                                         num_labels=getattr(task, "num_labels", None))
-    scoring = scoring_for(record["model_info"]["head"], task, tokenizer)
+    scoring = scoring_for(record["model_info"]["head"], task, tokenizer, device)
     splits = task.load(data_path, cell.split_sizes, cell.data_seed)
     train_loss = train_loss_of(task)
     metric = metric_of(task)

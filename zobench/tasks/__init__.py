@@ -28,6 +28,7 @@ from zobench.api import UserError
 
 
 TRAIN_LOSSES = ("classification", "option-lm")
+METRICS = ("accuracy", "f1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,9 +122,6 @@ def train_loss_of(task: Any) -> str:
     if loss not in TRAIN_LOSSES:
         raise ValueError(f"task {task.name}: unknown train_loss {loss!r}; valid: {', '.join(TRAIN_LOSSES)}")
     return loss
-
-
-METRICS = ("accuracy", "f1")
 
 
 def metric_of(task: Any) -> str:
