@@ -1,0 +1,200 @@
+"""The counter-based z stream on CPU: a small C++ kernel, multi-threaded, fused into p += Σ c_k·z_k.
+
+Why hand-written C++: no library generates a keyed Philox stream with our exactly-specified
+Gaussian transform (see methods/_zgen.py) fused into an in-place update. ``torch.randn`` is a
+different stream (mt19937) and single-threaded on CPU; numpy/numba would need either a z
+temporary or a new dependency. The kernel is built once per machine by PyTorch's own
+``torch.utils.cpp_extension.load_inline`` (cached under ~/.cache/torch_extensions) and runs
+on PyTorch's intra-op thread pool (``torch.set_num_threads``).
+
+Bit-exactness: compiled with -ffp-contract=off, so a*b+c is never silently fused (the
+Triton kernel is launched with fp fusion off too); fmas are written out where intended.
+Usage: through ``methods._zgen.axpy_``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import torch
+
+from zobench.methods import _zgen
+
+_MODULE = None
+_LOCK = threading.Lock()
+DEFAULT_CHUNK = 1 << 14  # counters (4 elements each) per task: 64 Ki elements
+
+
+def _c(x: float) -> str:
+    """A float32 constant as an exact C hex literal."""
+    return float(x).hex() + "f"
+
+
+def _horner(name: str, var: str, coeffs: list[float]) -> str:
+    """C statements: name = ((c_n·var + c_{n−1})·var + …) + c_0, one fma per step."""
+    lines = [f"float {name} = {_c(coeffs[-1])};"]
+    lines += [f"{name} = std::fma({name}, {var}, {_c(c)});" for c in reversed(coeffs[:-1])]
+    return "\n  ".join(lines)
+
+
+def source() -> str:
+    z = _zgen
+    return r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+constexpr int64_t CH = 256;  // counters per inner batch: 1024 z values per term on the stack
+
+inline float as_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline uint32_t as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+
+// Two uint32 words -> two normals (Box-Muller), with only IEEE-exact operations (see _zgen.py).
+inline void gauss_pair(uint32_t xa, uint32_t xb, float* out) {
+  float u = (float)((xa >> 8) + 1u) * """ + _c(z.TWO_M24) + r""";   // (0, 1], exact
+  uint32_t bits = as_uint(u);
+  int32_t k = (int32_t)(bits >> 23) - 127;
+  float m = as_float((bits & 0x7fffffu) | 0x3f800000u);
+  bool big = m > """ + _c(z.SQRT2) + r""";
+  m = big ? m * 0.5f : m;
+  k = big ? k + 1 : k;
+  float f = m - 1.0f;
+  float s = f / (f + 2.0f);
+  float s2 = s * s;
+  """ + _horner("pl", "s2", z.LOG_COEFFS) + r"""
+  float lnm = s * pl;
+  float kf = (float)k;
+  float lnu = std::fma(kf, """ + _c(z.LN2_HI) + r""", std::fma(kf, """ + _c(z.LN2_LO) + r""", lnm));
+  float r = std::sqrt(lnu * -2.0f);
+  uint32_t j = xb >> 8;
+  uint32_t q = j >> 22;
+  float a = ((float)(j & 0x3fffffu) * """ + _c(z.TWO_M22) + r""") * """ + _c(z.HALF_PI) + r""";
+  float a2 = a * a;
+  """ + _horner("ps", "a2", z.SIN_COEFFS) + r"""
+  float sn = std::fma(a * a2, ps, a);
+  """ + _horner("pc", "a2", z.COS_COEFFS) + r"""
+  float cs = std::fma(a2, pc, 1.0f);
+  float c = q == 0 ? cs : (q == 1 ? -sn : (q == 2 ? -cs : sn));
+  float v = q == 0 ? sn : (q == 1 ? cs : (q == 2 ? -sn : -cs));
+  out[0] = r * c;
+  out[1] = r * v;
+}
+
+// z for counters b0 .. b0+nb-1 (elements 4*b0 ...), in element order.
+template <int FAMILY>
+void gen_block(uint64_t seed, int64_t b0, int64_t nb, uint32_t c2, uint32_t c3, float* z) {
+  const uint32_t key0 = (uint32_t)seed, key1 = (uint32_t)(seed >> 32);
+#pragma omp simd
+  for (int64_t i = 0; i < nb; ++i) {
+    uint64_t b = (uint64_t)(b0 + i);
+    uint32_t x0 = (uint32_t)b, x1 = (uint32_t)(b >> 32), x2 = c2, x3 = c3, k0 = key0, k1 = key1;
+    // Philox4x32-10, the rounds of triton.language.random.philox_impl.
+    for (int r = 0; r < 10; ++r) {
+      uint64_t pa = (uint64_t)0xD2511F53u * x0;
+      uint64_t pb = (uint64_t)0xCD9E8D57u * x2;
+      uint32_t n0 = (uint32_t)(pb >> 32) ^ x1 ^ k0;
+      uint32_t n2 = (uint32_t)(pa >> 32) ^ x3 ^ k1;
+      x1 = (uint32_t)pb;
+      x3 = (uint32_t)pa;
+      x0 = n0;
+      x2 = n2;
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    if (FAMILY == 0) {
+      gauss_pair(x0, x1, z + 4 * i);
+      gauss_pair(x2, x3, z + 4 * i + 2);
+    } else {
+      z[4 * i] = (x0 >> 31) ? -1.0f : 1.0f;
+      z[4 * i + 1] = (x1 >> 31) ? -1.0f : 1.0f;
+      z[4 * i + 2] = (x2 >> 31) ? -1.0f : 1.0f;
+      z[4 * i + 3] = (x3 >> 31) ? -1.0f : 1.0f;
+    }
+  }
+}
+
+template <typename T> struct Acc { using type = float; };
+template <> struct Acc<double> { using type = double; };
+
+template <typename T, int FAMILY>
+void axpy_blocks(T* p, int64_t n, int64_t offset, uint32_t c2, uint32_t c3, int nterms,
+                 const uint64_t* seeds, const float* coef, int64_t blo, int64_t bhi) {
+  using A = typename Acc<T>::type;
+  alignas(64) float z0[4 * CH];
+  alignas(64) float z1[4 * CH];
+  for (int64_t b0 = blo; b0 < bhi; b0 += CH) {
+    int64_t nb = std::min(CH, bhi - b0);
+    gen_block<FAMILY>(seeds[0], b0, nb, c2, c3, z0);
+    if (nterms == 2) gen_block<FAMILY>(seeds[1], b0, nb, c2, c3, z1);
+    int64_t g_lo = std::max<int64_t>(4 * b0, offset), g_hi = std::min<int64_t>(4 * (b0 + nb), offset + n);
+    T* q = p + (g_lo - offset);
+    const float* za = z0 + (g_lo - 4 * b0);
+    const float* zb = z1 + (g_lo - 4 * b0);
+    const A ca = (A)coef[0], cb = (A)coef[1];
+    const int64_t len = g_hi - g_lo;
+    if (nterms == 1) {
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) q[i] = (T)std::fma((A)za[i], ca, (A)q[i]);
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) q[i] = (T)std::fma((A)zb[i], cb, std::fma((A)za[i], ca, (A)q[i]));
+    }
+  }
+}
+}  // namespace
+
+void axpy(torch::Tensor p, int64_t tensor_index, std::vector<int64_t> seeds, std::vector<double> coeffs,
+          int64_t offset, int64_t family, int64_t stream, int64_t chunk) {
+  TORCH_CHECK(p.device().is_cpu() && p.is_contiguous(), "axpy: a contiguous CPU tensor");
+  TORCH_CHECK(seeds.size() == coeffs.size() && seeds.size() >= 1 && seeds.size() <= 2, "axpy: 1 or 2 terms");
+  const int64_t n = p.numel();
+  if (n == 0) return;
+  uint64_t s[2] = {(uint64_t)seeds[0], seeds.size() > 1 ? (uint64_t)seeds[1] : 0};
+  float c[2] = {(float)coeffs[0], seeds.size() > 1 ? (float)coeffs[1] : 0.0f};
+  const int nterms = (int)seeds.size();
+  const uint32_t c2 = (uint32_t)tensor_index, c3 = (uint32_t)stream;
+  const int64_t blo = offset / 4, bhi = (offset + n + 3) / 4;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, p.scalar_type(), "zgen_axpy", [&] {
+    scalar_t* data = p.data_ptr<scalar_t>();
+    at::parallel_for(blo, bhi, chunk, [&](int64_t lo, int64_t hi) {
+      if (family == 0) axpy_blocks<scalar_t, 0>(data, n, offset, c2, c3, nterms, s, c, lo, hi);
+      else axpy_blocks<scalar_t, 1>(data, n, offset, c2, c3, nterms, s, c, lo, hi);
+    });
+  });
+}
+"""
+
+
+def module():
+    """The compiled kernel, built on first use (about a minute once per machine, then cached)."""
+    global _MODULE
+    with _LOCK:
+        if _MODULE is None:
+            from torch.utils.cpp_extension import load_inline
+
+            src = source()
+            tag = hashlib.sha256(src.encode()).hexdigest()[:12]
+            _MODULE = load_inline(name=f"zobench_zgen_{tag}", cpp_sources=[src], functions=["axpy"],
+                                  extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno",
+                                                "-fopenmp"],  # at::parallel_for is OpenMP in torch's CPU builds
+                                  extra_ldflags=["-fopenmp"],
+                                  verbose=False)
+    return _MODULE
+
+
+def _signed64(seed: int) -> int:
+    return seed - 2**64 if seed >= 2**63 else seed
+
+
+def axpy_(p: torch.Tensor, tensor_index: int, seeds: list[int], coeffs: list[float], offset: int, family: int,
+          stream: int, chunk: int) -> None:
+    if p.device.type != "cpu":
+        raise ValueError(f"the C++ z kernel runs on CPU tensors; got one on {p.device}")
+    module().axpy(p, tensor_index, [_signed64(s) for s in seeds], coeffs, offset, family, stream,
+                  chunk or DEFAULT_CHUNK)
