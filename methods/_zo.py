@@ -49,13 +49,24 @@ class Directions(Protocol):
 
 
 class DenseGaussian:
-    """MeZO's directions: one dense standard-normal z per trainable tensor."""
+    """MeZO's directions: one dense standard-normal z per trainable tensor, from ``torch.randn``."""
+
+    generator = "torch"
 
     def __init__(self, params: list[torch.Tensor]):
         self.params = params
 
     def add_(self, seed: int, scale: float) -> None:
         perturb_(self.params, seed, scale)
+
+    @torch.no_grad()
+    def axpy_(self, terms: list[tuple[int, list[float]]]) -> None:
+        """θ_j += Σ_k alphas_k[j]·z_k(seed_k), the terms' z regenerated side by side (see
+        methods/_counter_directions.py, the same seam without the z temporaries)."""
+        streams = [gaussian_directions(self.params, seed) for seed, _ in terms]
+        for j, (p, *zs) in enumerate(zip(self.params, *streams)):
+            for z, (_, alphas) in zip(zs, terms):
+                p.add_(z, alpha=alphas[j])
 
 
 class Snapshot:
@@ -85,18 +96,21 @@ class Snapshot:
 
 @torch.no_grad()
 def two_point(directions: Directions, closure: Callable[[], torch.Tensor], seeds: list[int], eps: float,
-              snapshot: Snapshot | None = None, keep_last_perturbed: bool = False) -> tuple[list[float], list[float]]:
+              snapshot: Snapshot | None = None, keep_last_perturbed: bool = False,
+              first_perturbed: bool = False) -> tuple[list[float], list[float]]:
     """q two-point estimates g_i = (L(θ+εd_i) − L(θ−εd_i)) / 2ε, one per seed; θ is restored after each.
 
     With ``keep_last_perturbed`` the last query is left at θ−εd so the caller can fuse the
     restore (+εd) into its update pass: one generation of d fewer per step, same maths.
+    With ``first_perturbed`` θ is already at θ+εd_0 (a pipelined update applied it).
     Returns the L(θ+εd_i) losses (MeZO logs the first) and the g_i.
     """
     losses, grads = [], []
     for i, seed in enumerate(seeds):
         if snapshot is not None:
             snapshot.save()
-        directions.add_(seed, +eps)
+        if not (first_perturbed and i == 0):
+            directions.add_(seed, +eps)
         loss_pos = closure()
         directions.add_(seed, -2 * eps)
         loss_neg = closure()

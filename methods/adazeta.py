@@ -20,7 +20,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure, TrainingPlan
+from zobench.api import Closure, Flushable, TrainingPlan
 from zobench.methods import mezo
 from zobench.methods._query_schedule import make_schedule
 from zobench.methods._tt_adapters import ADAZETA_PRESETS_64, inject_tt_adapters
@@ -48,7 +48,7 @@ class Args:
     restore: Literal["inplace", "snapshot"] = "inplace"
 
 
-class AdaZeta:
+class AdaZeta(Flushable):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan):
         self.sites = inject_tt_adapters(model, args.rank, args.placement, args.bottleneck, args.contraction,
                                         ADAZETA_PRESETS_64 if args.modes == "preset" else None, args.init)
@@ -71,6 +71,9 @@ class AdaZeta:
         self.forwards_per_step = 2 * queries
         self.step_index += 1
         return self.zo.step(closure, queries=queries)
+
+    def flush(self) -> None:
+        self.zo.flush()
 
     def drift_probe(self) -> dict[str, float]:
         return self.zo.drift_probe()

@@ -11,7 +11,13 @@ Differences from the reference code, all recorded in ``variant``:
   one pass: z is generated 3 times a step instead of 4, and the maths is unchanged;
 - ``queries`` q > 1 averages q two-point estimates, keeping only (seed, g) pairs;
 - ``restore: snapshot`` restores from a copy of θ (exact; costs 1× the trainable tensors),
-  for fp16/bf16 weights where +εz−2εz+εz does not return to θ.
+  for fp16/bf16 weights where +εz−2εz+εz does not return to θ;
+- ``generator``: ``counter-philox`` (default) keys z by (seed, tensor, element) and adds it
+  inside one kernel with no z temporary, the same values on every device and SM count
+  (methods/_zgen.py); ``torch`` is the papers' seeded ``torch.randn`` path, kept for parity;
+- ``pipeline`` also fuses the next step's +εz_{t+1} into that pass: 2 passes per step. θ then
+  rests at θ_t+εz_{t+1} between steps, so the harness calls ``flush()`` (zobench.api.Flushable)
+  before anything reads θ; the step-seed sequence, and so the trajectory, is the unpipelined one.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure
-from zobench.methods._zo import DenseGaussian, Snapshot, draw_step_seed, gaussian_directions, restore_drift, two_point
+from zobench.api import Closure, Flushable
+from zobench.methods._counter_directions import CounterDirections
+from zobench.methods._zo import DenseGaussian, Snapshot, draw_step_seed, restore_drift, two_point
 
-VERSION = "2"
+VERSION = "3"
 
 NO_DECAY_SUBSTRINGS = ("bias", "layer_norm", "layernorm")
 
@@ -37,58 +44,88 @@ class Args:
     queries: int = 1  # q two-point estimates averaged per step (the reference: 1)
     fused_update: bool = True
     restore: Literal["inplace", "snapshot"] = "inplace"
+    generator: Literal["counter-philox", "torch"] = "counter-philox"
+    pipeline: bool = False  # needs fused_update and restore inplace
 
 
 def uses_decay(name: str) -> bool:
     return not any(s in name for s in NO_DECAY_SUBSTRINGS)
 
 
-class MeZO:
+class MeZO(Flushable):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int):
         if args.queries < 1:
             raise ValueError("queries must be >= 1")
+        if args.pipeline and (args.restore == "snapshot" or not args.fused_update):
+            raise ValueError("pipeline fuses restore, update and the next perturbation: it needs fused_update "
+                             "and restore 'inplace'")
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.params = [p for _, p in named]
         self.decay = [uses_decay(n) for n, _ in named]
         self.args = args
-        self.directions = DenseGaussian(self.params)
+        self.directions = CounterDirections(self.params) if args.generator == "counter-philox" \
+            else DenseGaussian(self.params)
         self.snapshot = Snapshot(self.params) if args.restore == "snapshot" else None
         self.fused = args.fused_update and self.snapshot is None
         self.forwards_per_step = 2 * args.queries
         self.variant = "reference" + ("+fused-restore-update" if self.fused else "") + \
-            (f"+q{args.queries}" if args.queries > 1 else "") + ("+snapshot-restore" if self.snapshot else "")
+            ("+pipeline" if args.pipeline else "") + \
+            (f"+q{args.queries}" if args.queries > 1 else "") + ("+snapshot-restore" if self.snapshot else "") + \
+            f"+z-{self.directions.generator}"
+        self.details = {"generator": self.directions.generator, "pipeline": args.pipeline}
         self.seed_source = torch.Generator().manual_seed(seed)
+        self.next_seed: int | None = None  # pipeline: the next step's first seed, drawn ahead
+        self.perturbed = False  # pipeline: θ is at θ_t + ε·z(next_seed)
         model.eval()  # the reference runs ZO forwards in eval mode (dropout off)
 
     @torch.no_grad()
     def step(self, closure: Closure, queries: int | None = None) -> float:
         """One SPSA step with ``queries`` two-point estimates (default: ``args.queries``)."""
-        seeds = [draw_step_seed(self.seed_source) for _ in range(queries or self.args.queries)]
+        q = queries or self.args.queries
+        first = [self.next_seed] if self.next_seed is not None else []
+        seeds = first + [draw_step_seed(self.seed_source) for _ in range(q - len(first))]
         losses, grads = two_point(self.directions, closure, seeds, self.args.eps, self.snapshot,
-                                  keep_last_perturbed=self.fused)
-        self.update(seeds, grads)
+                                  keep_last_perturbed=self.fused, first_perturbed=self.perturbed)
+        self.next_seed = draw_step_seed(self.seed_source) if self.args.pipeline else None
+        self.update(seeds, grads, self.next_seed)
+        self.perturbed = self.next_seed is not None
         return losses[0]
 
     @torch.no_grad()
-    def update(self, seeds: list[int], grads: list[float]) -> None:
+    def flush(self) -> None:
+        """Bring θ back to θ_t: undo the next step's +εz already applied (one pass; the seed is kept,
+        so the next step perturbs along the same z and the trajectory is unchanged)."""
+        if self.perturbed:
+            self.directions.add_(self.next_seed, -self.args.eps)
+            self.perturbed = False
+
+    @torch.no_grad()
+    def update(self, seeds: list[int], grads: list[float], next_seed: int | None = None) -> None:
         """θ ← θ(1 − lr·wd) − lr·mean_i(g_i·z_i), z_i regenerated from each seed.
 
         When fused, θ is still at θ−εz_last: the last pass adds ε(1 − lr·wd)·z_last as well.
+        With ``next_seed`` (pipeline) that pass also adds ε·z(next_seed): the next step's +ε.
         """
         lr, wd, q = self.args.lr, self.args.weight_decay, len(seeds)
+        shrinks = [1 - lr * wd if decay and wd else 1.0 for decay in self.decay]
         for i, (seed, g) in enumerate(zip(seeds, grads)):
             first, last = i == 0, i == q - 1
             restore = self.args.eps if self.fused and last else 0.0
-            for p, z, decay in zip(self.params, gaussian_directions(self.params, seed), self.decay):
-                shrink = 1 - lr * wd if decay and wd else 1.0
-                if first and shrink != 1.0:
-                    p.mul_(shrink)
-                # The shrink (first pass) also shrank the pending −εz_last, so the fused
-                # restore adds ε·shrink·z_last: (θ−εz+εz)(1−lr·wd) exactly as unfused.
-                p.add_(z, alpha=restore * shrink - lr * g / q)
+            if first:
+                for p, shrink in zip(self.params, shrinks):
+                    if shrink != 1.0:
+                        p.mul_(shrink)
+            # The shrink (first pass) also shrank the pending −εz_last, so the fused
+            # restore adds ε·shrink·z_last: (θ−εz+εz)(1−lr·wd) exactly as unfused.
+            terms = [(seed, [restore * shrink - lr * g / q for shrink in shrinks])]
+            if last and next_seed is not None:
+                terms.append((next_seed, [self.args.eps] * len(self.params)))
+            self.directions.axpy_(terms)
 
     def drift_probe(self, seed: int = 12345) -> dict[str, float]:
         """Restore drift of one +ε, −2ε, restore cycle on the real parameters (before training)."""
+        self.flush()
+
         def cycle() -> None:
             if self.snapshot is not None:
                 self.snapshot.save()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from zobench.methods import mezo
+from zobench.methods import _zgen, mezo
 from zobench.methods._zo import draw_step_seed, perturb_
 
 
@@ -22,11 +22,11 @@ class Quadratic(torch.nn.Module):
 
 
 def test_spsa_step_matches_hand_computation():
-    """θ ← θ − lr·g·z with g = (f(θ+εz) − f(θ−εz))/2ε, z regenerated from the step seed."""
+    """θ ← θ − lr·g·z with g = (f(θ+εz) − f(θ−εz))/2ε, z regenerated from the step seed (torch.randn path)."""
     model = Quadratic()
     w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
     lr, eps, seed = 0.01, 1e-3, 3
-    method = mezo.build(model, mezo.Args(lr=lr, eps=eps), seed)
+    method = mezo.build(model, mezo.Args(lr=lr, eps=eps, generator="torch"), seed)
     logged = method.step(model.loss)
 
     # Hand computation, independent of the method's code path.
@@ -44,6 +44,30 @@ def test_spsa_step_matches_hand_computation():
     assert abs(logged - f_pos.item()) < 1e-12  # MeZO logs L(θ+εz)
     torch.testing.assert_close(model.weight.detach(), w0 - lr * g * zw, rtol=0, atol=1e-12)
     torch.testing.assert_close(model.bias.detach(), b0 - lr * g * zb, rtol=0, atol=1e-12)
+
+
+def test_spsa_step_with_the_counter_generator_matches_hand_computation():
+    """The same step with z(seed, tensor j, element) from the counter stream: tensor j's z is
+    ``_zgen.draw(shape, step_seed, j)``. The kernels round each coefficient to fp32 (the z pass
+    is fp32 arithmetic), so the update agrees to that rounding: 2⁻²⁴·|coefficient|·|z| per pass."""
+    model = Quadratic()
+    w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
+    lr, eps, seed = 0.01, 1e-3, 3
+    method = mezo.build(model, mezo.Args(lr=lr, eps=eps), seed)
+    assert method.details["generator"] == "counter-philox" and method.variant.endswith("+z-counter-philox")
+    logged = method.step(model.loss)
+
+    step_seed = draw_step_seed(torch.Generator().manual_seed(seed))
+    zw, zb = (_zgen.draw(shape, step_seed, j).double() for j, shape in enumerate([(2,), (1,)]))
+    f = lambda w, b: ((w - model.target) ** 2).sum() + 3 * (b**2).sum()  # noqa: E731
+    eps32 = float(torch.tensor(eps, dtype=torch.float32))  # the coefficient as the kernel holds it
+    f_pos, f_neg = f(w0 + eps32 * zw, b0 + eps32 * zb), f(w0 - eps32 * zw, b0 - eps32 * zb)
+    g = float((f_pos - f_neg) / (2 * eps32))
+    assert abs(logged - f_pos.item()) < 1e-12
+    # Passes: +ε, −2ε, then (ε − lr·g): each coefficient carries ≤ 2⁻²⁴ relative rounding.
+    bound = 2**-24 * (4 * eps + abs(eps - lr * g)) * 5.0 + 1e-15
+    torch.testing.assert_close(model.weight.detach(), w0 - lr * g * zw, rtol=0, atol=bound)
+    torch.testing.assert_close(model.bias.detach(), b0 - lr * g * zb, rtol=0, atol=bound)
 
 
 def test_weight_decay_skips_bias_and_layernorm_names():

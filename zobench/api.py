@@ -96,6 +96,27 @@ class Method(Protocol):
     def step(self, closure: Closure) -> float: ...
 
 
+class Flushable:
+    """Optional base for methods whose step leaves θ away from θ_t between steps.
+
+    Pipelined MeZO applies the next step's perturbation +εz_{t+1} in the same pass as step t's
+    update, so between steps the tensors hold θ_t + εz_{t+1}. A method that does this inherits
+    from ``Flushable`` (declared, not discovered) and implements ``flush()``; the harness calls
+    it before anything outside the step reads θ: every evaluation, checkpoint and restore-drift
+    probe, and the end of training. ``flush`` must be cheap to repeat and must not change the
+    trajectory: the next ``step`` continues exactly as if no flush had happened.
+    """
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+
+def flush(method: Method) -> None:
+    """Put θ at θ_t if ``method`` is a Flushable; a no-op for every other method."""
+    if isinstance(method, Flushable):
+        method.flush()
+
+
 class Tracker(Protocol):
     """Observes a cell's training phase; never steers it.
 

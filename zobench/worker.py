@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from zobench.api import SCHEMA_VERSION, Cell, TrainingPlan
+from zobench.api import SCHEMA_VERSION, Cell, TrainingPlan, flush
 from zobench.checkpoint import BestOnDev
 from zobench.env import provenance
 from zobench.generation import evaluate_generation
@@ -169,6 +169,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
                       "peak_mem_bytes": memory.peak_so_far()})
         dev_accuracy = None
         if cell.eval_every and (step + 1) % cell.eval_every == 0 and step + 1 < cell.steps and math.isfinite(loss):
+            flush(method)  # a pipelined method's θ is at θ_t + εz_{t+1} between steps
             memory.enter("eval")
             t_eval = time.perf_counter()
             dev_accuracy, dev_loss = evaluate_on("dev")
@@ -185,6 +186,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
         if not math.isfinite(loss) or (events and cell.divergence_policy == "stop"):
             record["status"] = "diverged"
             break
+    flush(method)  # θ_t for the final evaluation, the checkpoints and the selected restore
     metrics.update(timer.stop())
     metrics.update(divergence.stop())
     record["divergence"] = metrics.pop("divergence")
