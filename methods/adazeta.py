@@ -46,6 +46,9 @@ class Args:
     q_max: int = 0  # 0: the schedule's own cap (code 15, paper 20)
     fused_update: bool = True
     restore: Literal["inplace", "snapshot"] = "inplace"
+    generator: Literal["counter-philox", "torch"] = "counter-philox"
+    pipeline: bool = False
+    flat_buffer: bool = True  # all adapter tensors in one buffer: a z pass is ≤ 2 launches, not one per tensor
 
 
 class AdaZeta(Flushable):
@@ -55,15 +58,20 @@ class AdaZeta(Flushable):
         self.schedule = make_schedule(args.schedule, plan, args.q_max, args.queries)
         self.args = args
         self.zo = mezo.MeZO(model, mezo.Args(lr=args.lr, eps=args.eps, weight_decay=args.weight_decay,
-                                             fused_update=args.fused_update, restore=args.restore), seed)
+                                             fused_update=args.fused_update, restore=args.restore,
+                                             generator=args.generator, pipeline=args.pipeline,
+                                             flat_buffer=args.flat_buffer and args.generator == "counter-philox"),
+                            seed)
         self.params = self.zo.params
         self.step_index = 0
         self.forwards_per_step = 2 * self.schedule.queries(0)
         self.variant = (f"schedule-{self.schedule.describe()}+placement-{args.placement}+tt-r{args.rank}"
                         f"-{args.contraction}-{args.modes}" + ("+zero-init" if args.init == "zero" else "")
-                        + ("+snapshot-restore" if args.restore == "snapshot" else ""))
+                        + ("+snapshot-restore" if args.restore == "snapshot" else "")
+                        + ("+pipeline" if args.pipeline else "") + ("+flat-buffer" if self.zo.args.flat_buffer else "")
+                        + f"+z-{self.zo.directions.generator}")
         self.details = {"adapters": len(self.sites), "schedule": dataclasses.asdict(self.schedule),
-                        "plan": dataclasses.asdict(plan)}
+                        "plan": dataclasses.asdict(plan), **self.zo.details}
 
     @torch.no_grad()
     def step(self, closure: Closure) -> float:

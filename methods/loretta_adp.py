@@ -57,7 +57,7 @@ def with_optimizer(model: torch.nn.Module, args: LorettaArgs, seed: int, variant
         return AdamWOver(model, trainable(model), args.lr, args.weight_decay, variant + "+adamw")
     method = mezo.MeZO(model, mezo.Args(lr=args.lr, eps=args.eps, weight_decay=args.weight_decay,
                                         queries=args.queries), seed)
-    method.variant = variant + f"+zo-q{args.queries}"
+    method.variant = variant + f"+z-{method.directions.generator}+zo-q{args.queries}"
     return method
 
 
@@ -67,5 +67,5 @@ def build(model: torch.nn.Module, args: Args, seed: int):
     variant = (f"placement-{args.placement}+tt-r{args.rank}-{args.contraction}-{args.modes}"
                + ("+norms" if args.train_norms else "+norms-frozen"))
     method = with_optimizer(model, args, seed, variant)
-    method.details = {"adapters": len(sites)}
+    method.details = {"adapters": len(sites), **(method.details if args.optimizer == "zo" else {})}
     return method

@@ -72,5 +72,5 @@ def build(model: torch.nn.Module, args: Args, seed: int):
     variant = (f"tt-lora-r{args.lora_rank}-a{args.alpha}-tt{args.tt_rank}-{args.targets}-{args.contraction}-{args.modes}"
                + ("+norms" if args.train_norms else "+norms-frozen"))
     method = with_optimizer(model, args, seed, variant)
-    method.details = {"lora_modules": len(sites)}
+    method.details = {"lora_modules": len(sites), **(method.details if args.optimizer == "zo" else {})}
     return method

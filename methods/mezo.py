@@ -15,6 +15,9 @@ Differences from the reference code, all recorded in ``variant``:
 - ``generator``: ``counter-philox`` (default) keys z by (seed, tensor, element) and adds it
   inside one kernel with no z temporary, the same values on every device and SM count
   (methods/_zgen.py); ``torch`` is the papers' seeded ``torch.randn`` path, kept for parity;
+- ``flat_buffer`` (counter-philox) keeps the trainable tensors as views of one buffer, so a z
+  pass is one launch per weight-decay rule instead of one per tensor (AdaZeta, MeZO-LoRA);
+  under counter-philox the tensors are ordered decayed-first, which makes flat = per-tensor;
 - ``pipeline`` also fuses the next step's +εz_{t+1} into that pass: 2 passes per step. θ then
   rests at θ_t+εz_{t+1} between steps, so the harness calls ``flush()`` (zobench.api.Flushable)
   before anything reads θ; the step-seed sequence, and so the trajectory, is the unpipelined one.
@@ -29,6 +32,7 @@ import torch
 
 from zobench.api import Closure, Flushable
 from zobench.methods._counter_directions import CounterDirections
+from zobench.methods._flat import flatten_
 from zobench.methods._zo import DenseGaussian, Snapshot, draw_step_seed, restore_drift, two_point
 
 VERSION = "3"
@@ -46,6 +50,7 @@ class Args:
     restore: Literal["inplace", "snapshot"] = "inplace"
     generator: Literal["counter-philox", "torch"] = "counter-philox"
     pipeline: bool = False  # needs fused_update and restore inplace
+    flat_buffer: bool = False  # counter-philox: the trainable tensors as views of one buffer (few launches a pass)
 
 
 def uses_decay(name: str) -> bool:
@@ -59,20 +64,27 @@ class MeZO(Flushable):
         if args.pipeline and (args.restore == "snapshot" or not args.fused_update):
             raise ValueError("pipeline fuses restore, update and the next perturbation: it needs fused_update "
                              "and restore 'inplace'")
+        if args.flat_buffer and args.generator != "counter-philox":
+            raise ValueError("flat_buffer needs generator 'counter-philox' (torch.randn's stream is per tensor)")
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        self.params = [p for _, p in named]
-        self.decay = [uses_decay(n) for n, _ in named]
+        if args.generator == "counter-philox":  # decayed tensors first: one flat-buffer run per decay rule
+            named.sort(key=lambda item: not uses_decay(item[0]))
+        self.params = [p for _, p in named]  # what the harness counts and checkpoints
+        # The tensors the z passes run over: the parameters, or the runs of their flat buffer.
+        self.segments, self.decay = (flatten_(self.params, [uses_decay(n) for n, _ in named]) if args.flat_buffer
+                                     else (self.params, [uses_decay(n) for n, _ in named]))
         self.args = args
-        self.directions = CounterDirections(self.params) if args.generator == "counter-philox" \
-            else DenseGaussian(self.params)
-        self.snapshot = Snapshot(self.params) if args.restore == "snapshot" else None
+        self.directions = CounterDirections(self.segments) if args.generator == "counter-philox" \
+            else DenseGaussian(self.segments)
+        self.snapshot = Snapshot(self.segments) if args.restore == "snapshot" else None
         self.fused = args.fused_update and self.snapshot is None
         self.forwards_per_step = 2 * args.queries
         self.variant = "reference" + ("+fused-restore-update" if self.fused else "") + \
-            ("+pipeline" if args.pipeline else "") + \
+            ("+pipeline" if args.pipeline else "") + ("+flat-buffer" if args.flat_buffer else "") + \
             (f"+q{args.queries}" if args.queries > 1 else "") + ("+snapshot-restore" if self.snapshot else "") + \
             f"+z-{self.directions.generator}"
-        self.details = {"generator": self.directions.generator, "pipeline": args.pipeline}
+        self.details = {"generator": self.directions.generator, "pipeline": args.pipeline,
+                        "z_launches_per_pass": len(self.segments)}
         self.seed_source = torch.Generator().manual_seed(seed)
         self.next_seed: int | None = None  # pipeline: the next step's first seed, drawn ahead
         self.perturbed = False  # pipeline: θ is at θ_t + ε·z(next_seed)
@@ -112,14 +124,14 @@ class MeZO(Flushable):
             first, last = i == 0, i == q - 1
             restore = self.args.eps if self.fused and last else 0.0
             if first:
-                for p, shrink in zip(self.params, shrinks):
+                for p, shrink in zip(self.segments, shrinks):
                     if shrink != 1.0:
                         p.mul_(shrink)
             # The shrink (first pass) also shrank the pending −εz_last, so the fused
             # restore adds ε·shrink·z_last: (θ−εz+εz)(1−lr·wd) exactly as unfused.
             terms = [(seed, [restore * shrink - lr * g / q for shrink in shrinks])]
             if last and next_seed is not None:
-                terms.append((next_seed, [self.args.eps] * len(self.params)))
+                terms.append((next_seed, [self.args.eps] * len(self.segments)))
             self.directions.axpy_(terms)
 
     def drift_probe(self, seed: int = 12345) -> dict[str, float]:

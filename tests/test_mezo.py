@@ -47,8 +47,8 @@ def test_spsa_step_matches_hand_computation():
 
 
 def test_spsa_step_with_the_counter_generator_matches_hand_computation():
-    """The same step with z(seed, tensor j, element) from the counter stream: tensor j's z is
-    ``_zgen.draw(shape, step_seed, j)``. The kernels round each coefficient to fp32 (the z pass
+    """The same step with z from the counter stream: the trainable tensors (decayed first) read as
+    one vector, element e's z is ``_zgen.draw(n, step_seed, 0)[e]``. The kernels round each coefficient to fp32 (the z pass
     is fp32 arithmetic), so the update agrees to that rounding: 2⁻²⁴·|coefficient|·|z| per pass."""
     model = Quadratic()
     w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
@@ -58,7 +58,8 @@ def test_spsa_step_with_the_counter_generator_matches_hand_computation():
     logged = method.step(model.loss)
 
     step_seed = draw_step_seed(torch.Generator().manual_seed(seed))
-    zw, zb = (_zgen.draw(shape, step_seed, j).double() for j, shape in enumerate([(2,), (1,)]))
+    z = _zgen.draw((3,), step_seed, 0).double()  # the trainable tensors as one vector: weight, then bias
+    zw, zb = z[:2], z[2:]
     f = lambda w, b: ((w - model.target) ** 2).sum() + 3 * (b**2).sum()  # noqa: E731
     eps32 = float(torch.tensor(eps, dtype=torch.float32))  # the coefficient as the kernel holds it
     f_pos, f_neg = f(w0 + eps32 * zw, b0 + eps32 * zb), f(w0 - eps32 * zw, b0 - eps32 * zb)
