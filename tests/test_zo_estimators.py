@@ -121,9 +121,30 @@ def test_step_ratio_benchmark_runs_and_reports_ratios_to_the_floor(tmp_path):
     out = tmp_path / "ratio.json"
     main(["--model", "random:tiny-llama", "--rounds", "1", "--steps", "2", "--tokens", "16", "--out", str(out)])
     result = json.loads(out.read_text())
-    assert set(result["methods"]) == {"floor", "mezo", "lozo"}
+    assert set(result["methods"]) == {"floor", "mezo", "mezo-pipeline", "mezo-torch", "lozo"}
     assert result["methods"]["floor"]["step_time_ratio"] == 1.0
     assert all(r["step_time_ratio"] > 0 and r["peak_rss_ratio"] > 0 for r in result["methods"].values())
+    assert "+pipeline" in result["methods"]["mezo-pipeline"]["variant"]
+    assert result["methods"]["mezo-torch"]["variant"].endswith("+z-torch")
+    assert set(result["z_pass"]) == {"counter-philox", "counter-philox-2terms", "torch"}
+    assert all(r["z_pass_s"] > 0 for r in result["z_pass"].values())
+    # The bytes a z pass must move: each fp32 weight read and written once (tiny-llama trains them all).
+    from zobench.models import load_model
+
+    model, _, _ = load_model("random:tiny-llama", "fp32", "cpu", seed=0)
+    assert result["z_pass_bytes"] == 2 * 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_gpu_peak_bandwidth_table_tells_the_h100_variants_apart():
+    """SXM, PCIe and NVL H100s and the H200 have different peaks; an unknown GPU has none."""
+    from zobench.gpu_peaks import peak_bandwidth
+
+    assert peak_bandwidth("NVIDIA H100 80GB HBM3") == 3.35e12
+    assert peak_bandwidth("NVIDIA H100 PCIe") == 2.0e12
+    assert peak_bandwidth("NVIDIA H100 NVL") == 3.9e12
+    assert peak_bandwidth("NVIDIA H200") == 4.8e12
+    assert peak_bandwidth("NVIDIA L40S") == 0.864e12 and peak_bandwidth("NVIDIA L4") == 0.3e12
+    assert peak_bandwidth("Some Future GPU") is None
 
 
 def test_half_precision_restore_drift_becomes_a_divergence_event():

@@ -53,7 +53,9 @@ def device_info(device: str) -> dict[str, Any]:
                             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     if dev.type == "cuda":
         props = torch.cuda.get_device_properties(dev)
-        info.update(gpu_name=props.name, gpu_total_bytes=props.total_memory, cuda=torch.version.cuda)
+        # The SM count too: seeded torch.randn on CUDA differs between GPUs with different SM counts.
+        info.update(gpu_name=props.name, gpu_total_bytes=props.total_memory, cuda=torch.version.cuda,
+                    gpu_sm_count=props.multi_processor_count)
     return info
 
 
