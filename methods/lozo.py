@@ -10,6 +10,9 @@ Follows optsuite/LOZO large_models/LOZOtrainer.py (see shared/reference/lozo-and
   the update always uses the perturbation's U. ``official`` reproduces the original's
   single reseeded stream, where on every ν-th step the perturbation draws V then U but the
   update draws only U: the update direction there is not the one c was measured along.
+- ``generator``: ``counter-philox`` (default; rng ``fixed`` only) draws U, V and the 1-D z from
+  the counter-based stream (methods/_zgen.py) keyed by (seed, tensor, element), the same values
+  on every device; ``torch`` is the original's torch.randn (needed for rng ``official``).
 Perturbations use ``addmm_`` (no m×n temporary, unlike the original's ``u @ v.T``).
 """
 
@@ -21,10 +24,13 @@ from typing import Literal
 import torch
 
 from zobench.api import Closure
+from zobench.methods import _zgen
 from zobench.methods._zo import draw_step_seed, restore_drift, two_point
 from zobench.methods.mezo import uses_decay
 
-VERSION = "1"
+VERSION = "2"
+# counter-philox streams, one per kind of draw, so U, V and the 1-D z never share values
+Z_STREAM, U_STREAM, V_STREAM = 0, 1, 2
 
 
 @dataclasses.dataclass
@@ -37,6 +43,7 @@ class Args:
     queries: int = 1
     lr_convention: Literal["code", "paper"] = "code"
     rng: Literal["fixed", "official"] = "fixed"
+    generator: Literal["counter-philox", "torch"] = "counter-philox"
 
 
 def as_matrix(p: torch.Tensor) -> torch.Tensor:
@@ -46,8 +53,9 @@ def as_matrix(p: torch.Tensor) -> torch.Tensor:
 class LowRankDirections:
     """θ ← θ + scale·d(seed): U·Vᵀ for matrices, dense z for 1-D tensors."""
 
-    def __init__(self, params: list[torch.Tensor], rank: int, rng: str, v_seed_source: torch.Generator):
-        self.params, self.rank, self.rng = params, rank, rng
+    def __init__(self, params: list[torch.Tensor], rank: int, rng: str, v_seed_source: torch.Generator,
+                 generator: str = "torch"):
+        self.params, self.rank, self.rng, self.generator = params, rank, rng, generator
         self.v_seed_source = v_seed_source
         self.V: list[torch.Tensor | None] = [None] * len(params)
         self.refresh_pending = False  # official mode: this step's perturbation draws V first
@@ -59,7 +67,9 @@ class LowRankDirections:
             return
         seed = draw_step_seed(self.v_seed_source)
         for j, p in enumerate(self.params):
-            if p.ndim >= 2:
+            if p.ndim >= 2 and self.generator == _zgen.NAME:
+                self.V[j] = _zgen.draw((as_matrix(p).shape[1], self.rank), seed, j, p.dtype, p.device, stream=V_STREAM)
+            elif p.ndim >= 2:
                 gen = torch.Generator(device=p.device).manual_seed(seed + j)
                 self.V[j] = torch.randn(as_matrix(p).shape[1], self.rank, generator=gen, device=p.device, dtype=p.dtype)
 
@@ -67,6 +77,10 @@ class LowRankDirections:
         """Yield (param index, U or z) for one direction; in official mode also stores V when due."""
         shared = {}
         for j, p in enumerate(self.params):
+            if self.generator == _zgen.NAME:  # keyed by (seed, tensor, element): order-independent
+                shape = p.shape if p.ndim < 2 else (as_matrix(p).shape[0], self.rank)
+                yield j, _zgen.draw(shape, seed, j, p.dtype, p.device, stream=Z_STREAM if p.ndim < 2 else U_STREAM)
+                continue
             if self.rng == "official":  # one stream per device, reseeded with the step seed
                 gen = shared.get(p.device)
                 if gen is None:
@@ -98,15 +112,19 @@ class LOZO:
     def __init__(self, model: torch.nn.Module, args: Args, seed: int):
         if args.rng == "official" and args.queries > 1:
             raise ValueError("rng 'official' reproduces the original's single-query stream; use rng 'fixed' for queries > 1")
+        if args.rng == "official" and args.generator != "torch":
+            raise ValueError("rng 'official' reproduces the original's torch.randn stream: set generator 'torch'")
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.params = [p for _, p in named]
         self.decay = [uses_decay(n) for n, _ in named]
         self.args = args
         self.seed_source = torch.Generator().manual_seed(seed)
         self.directions = LowRankDirections(self.params, args.rank, args.rng,
-                                            torch.Generator().manual_seed(seed + 1))
+                                            torch.Generator().manual_seed(seed + 1), args.generator)
         self.forwards_per_step = 2 * args.queries
-        self.variant = f"rng-{args.rng}+lr-{args.lr_convention}" + (f"+q{args.queries}" if args.queries > 1 else "")
+        self.variant = f"rng-{args.rng}+lr-{args.lr_convention}" + (f"+q{args.queries}" if args.queries > 1 else "") \
+            + f"+z-{args.generator}"
+        self.details = {"generator": args.generator}
         self.t = 0
         model.eval()
 

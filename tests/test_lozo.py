@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from zobench.methods import lozo, lozo_m
@@ -71,7 +72,7 @@ def test_official_rng_reproduces_the_refresh_step_mismatch():
     model = Linear()
     m, n, r, lr = 5, 7, 2, 1e-2
     w0 = model.W.detach().clone()
-    method = lozo.build(model, lozo.Args(rank=r, interval=50, lr=lr, rng="official"), 0)
+    method = lozo.build(model, lozo.Args(rank=r, interval=50, lr=lr, rng="official", generator="torch"), 0)
     method.step(model.loss)
     seed0, seed1 = step_seeds(0, 2)
     gen = torch.Generator().manual_seed(seed0)
@@ -124,3 +125,18 @@ def test_lozo_m_momentum_is_reprojected_when_v_changes():
     N2 = beta * lozo_m.reproject(N1, V_old, V_new) + (1 - beta) * c * U
     torch.testing.assert_close(method.momentum[0], N2, rtol=0, atol=1e-12)
     torch.testing.assert_close(model.W.detach(), w1 - lr * N2 @ V_new.T, rtol=0, atol=1e-12)
+
+
+def test_counter_generator_draws_u_from_the_keyed_stream_and_official_needs_torch():
+    """Default generator: U of tensor j is z(seed, j, stream U) and the 1-D z is z(seed, j, stream z),
+    whatever the other tensors are; rng 'official' (torch's single stream) refuses it."""
+    from zobench.methods import _zgen
+
+    model = torch.nn.Linear(40, 30, bias=True).double()
+    method = lozo.build(model, lozo.Args(rank=3), 0)
+    u = method.directions.u_vectors(99, "perturb")
+    assert torch.equal(u[0], _zgen.draw((30, 3), 99, 0, torch.float64, stream=lozo.U_STREAM))
+    assert torch.equal(u[1], _zgen.draw((30,), 99, 1, torch.float64, stream=lozo.Z_STREAM))
+    assert method.variant.endswith("+z-counter-philox")
+    with pytest.raises(ValueError):
+        lozo.build(torch.nn.Linear(4, 4), lozo.Args(rng="official"), 0)
