@@ -11,7 +11,7 @@ from zobench.models import load_model
 from zobench.registry import make_args
 from zobench.scoring import classification_loss
 
-PLAN = TrainingPlan(train_size=16, batch_size=4, total_steps=40)  # Q grows to 2 within the 6 steps
+PLAN = TrainingPlan(train_size=8, batch_size=4, total_steps=12)  # Q: 1, 1, 1, 1, 2, 2 in the 6 steps
 
 
 def trained_adapters(tiny_batch, method_name: str, flat: bool, steps: int = 6):

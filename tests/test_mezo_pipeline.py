@@ -140,3 +140,30 @@ def test_worker_flushes_before_every_evaluation_so_dev_curves_match():
         assert a[1] == b[1] and a[2] == pytest.approx(b[2], rel=1e-5)
     assert plain["series"]["loss"] == pytest.approx(piped["series"]["loss"], rel=1e-5)
     assert plain["metrics"]["accuracy"] == piped["metrics"]["accuracy"]
+
+
+def test_adazeta_pipelined_follows_the_unpipelined_run_as_q_grows(tiny_batch):
+    """AdaZeta's Q varies by epoch: the pipelined run draws step t+1's first seed ahead and the rest at
+    step t+1, so its seeds, and its adapters after 6 steps (Q 1 → 2), match the unpipelined run.
+    The loss is fp32 here: its rounding (≈1e-7·L) over 2ε moves g by ≈1e-4·L, so the adapters
+    agree to ≈ lr·1e-4·L·|z| per query, far inside 1e-4, while training moves them by more than 1e-3."""
+    from zobench.api import TrainingPlan
+    from zobench.models import load_model
+    from zobench.registry import make_args
+    from zobench.scoring import classification_loss
+
+    plan = TrainingPlan(train_size=8, batch_size=4, total_steps=12)  # Q: 1, 1, 1, 1, 2, 2
+    trained = []
+    for pipeline in (False, True):
+        model, _, _ = load_model("random:tiny-llama", "fp32", "cpu", seed=0)
+        method = adazeta.build(model, make_args("adazeta", {"lr": 1e-2, "pipeline": pipeline}), 0, plan=plan)
+        initial = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        for _ in range(6):
+            method.step(lambda: classification_loss(model, tiny_batch))
+        flush(method)
+        assert [method.schedule.queries(s) for s in (0, 5)] == [1, 2]
+        trained.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+    for name, value in trained[0].items():
+        torch.testing.assert_close(trained[1][name], value, rtol=0, atol=1e-4)
+    assert max(float((trained[0][n] - initial[n]).abs().max()) for n in initial) > 1e-3  # it trained: 10× the tolerance
+    assert "+pipeline" in method.variant
