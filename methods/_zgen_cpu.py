@@ -171,6 +171,21 @@ void axpy(torch::Tensor p, int64_t tensor_index, std::vector<int64_t> seeds, std
 """
 
 
+# -march=native: the build is for this machine's CPU (its vector units), so the cache key below
+# includes the CPU's feature flags. -mprefer-vector-width=512 uses AVX-512 where there is one
+# (about 10% faster here). -ffp-contract=off keeps every a*b+c as written (bit-exactness).
+CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffp-contract=off", "-fno-math-errno",
+          "-fopenmp"]  # at::parallel_for is OpenMP in torch's CPU builds
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return ""
+
+
 def module():
     """The compiled kernel, built on first use (about a minute once per machine, then cached)."""
     global _MODULE
@@ -179,12 +194,9 @@ def module():
             from torch.utils.cpp_extension import load_inline
 
             src = source()
-            tag = hashlib.sha256(src.encode()).hexdigest()[:12]
+            tag = hashlib.sha256("\n".join([src, *CFLAGS, _cpu_flags()]).encode()).hexdigest()[:12]
             _MODULE = load_inline(name=f"zobench_zgen_{tag}", cpp_sources=[src], functions=["axpy"],
-                                  extra_cflags=["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno",
-                                                "-fopenmp"],  # at::parallel_for is OpenMP in torch's CPU builds
-                                  extra_ldflags=["-fopenmp"],
-                                  verbose=False)
+                                  extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"], verbose=False)
     return _MODULE
 
 
