@@ -6,15 +6,16 @@ shared/reference/mezo-and-zo-bench.md §1.1:
 where weight decay is skipped for names containing "bias", "layer_norm" or "layernorm"
 (the reference rule, kept as is: it does decay Llama's final ``model.norm``).
 Differences from the reference code, all recorded in ``variant``:
-- perturbations are in place (``add_``) and z comes from a private ``torch.Generator``;
+- perturbations are in place and z never touches the global RNG;
 - ``fused_update`` (default) applies the last restore (+εz) and the update (−lr·g·z) in
   one pass: z is generated 3 times a step instead of 4, and the maths is unchanged;
 - ``queries`` q > 1 averages q two-point estimates, keeping only (seed, g) pairs;
 - ``restore: snapshot`` restores from a copy of θ (exact; costs 1× the trainable tensors),
   for fp16/bf16 weights where +εz−2εz+εz does not return to θ;
-- ``generator``: ``counter-philox`` (default) keys z by (seed, tensor, element) and adds it
-  inside one kernel with no z temporary, the same values on every device and SM count
-  (methods/_zgen.py); ``torch`` is the papers' seeded ``torch.randn`` path, kept for parity;
+- ``generator``: ``counter-philox`` (default) keys z by (seed, element offset in the vector of
+  trainable tensors) and adds it inside one kernel with no z temporary, the same values on
+  every device and SM count (methods/_zgen.py); ``torch`` is the papers' seeded
+  ``torch.randn`` from a private ``torch.Generator``, kept for parity;
 - ``flat_buffer`` (counter-philox) keeps the trainable tensors as views of one buffer, so a z
   pass is one launch per weight-decay rule instead of one per tensor (AdaZeta, MeZO-LoRA);
   under counter-philox the tensors are ordered decayed-first, which makes flat = per-tensor;
