@@ -13,16 +13,17 @@ import torch
 
 from zobench.api import Closure
 from zobench.methods._fo import backward_step
+from zobench.ranges import ranged
 
 VERSION = "1"
 
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-5
+    lr: float = ranged(1e-5, gt=0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    weight_decay: float = 0.0
-    momentum: float = 0.0  # SGD only
+    weight_decay: float = ranged(0.0, ge=0)
+    momentum: float = ranged(0.0, ge=0, lt=1)  # SGD only
 
 
 class FullFineTune:

@@ -12,16 +12,17 @@ import torch
 
 from zobench.methods._fo import AdamWOver
 from zobench.methods._lora import inject_lora
+from zobench.ranges import ranged
 
 VERSION = "1"
 
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    rank: int = 8
-    alpha: int = 16
+    lr: float = ranged(1e-4, gt=0)
+    weight_decay: float = ranged(0.0, ge=0)
+    rank: int = ranged(8, ge=1)
+    alpha: int = ranged(16, gt=0)
     targets: str = "qv"  # "qv" = the attention query/value projections of the family, or module names
 
 

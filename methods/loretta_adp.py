@@ -22,6 +22,7 @@ import torch
 from zobench.methods import mezo
 from zobench.methods._fo import AdamWOver
 from zobench.methods._tt_adapters import ADAPTER_PRESETS_64, inject_tt_adapters
+from zobench.ranges import ranged
 
 VERSION = "1"
 
@@ -30,20 +31,20 @@ VERSION = "1"
 class LorettaArgs:
     """What LoRETTA adp and rep share: TT contraction and shapes, norms, and the optimizer."""
 
-    lr: float = 1e-4
-    weight_decay: float = 0.0
+    lr: float = ranged(1e-4, gt=0)
+    weight_decay: float = ranged(0.0, ge=0)
     contraction: Literal["sequential", "parallel", "groups-3", "groups-4"] = "sequential"
     modes: Literal["preset", "auto"] = "preset"
     train_norms: bool = True
     optimizer: Literal["adamw", "zo"] = "adamw"
-    eps: float = 1e-3  # zo only
-    queries: int = 1  # zo only
+    eps: float = ranged(1e-3, gt=0)  # zo only
+    queries: int = ranged(1, ge=1)  # zo only
 
 
 @dataclasses.dataclass
 class Args(LorettaArgs):
-    rank: int = 8  # TT rank
-    bottleneck: int = 64
+    rank: int = ranged(8, ge=1)  # TT rank
+    bottleneck: int = ranged(64, ge=1)
     placement: Literal["code", "paper"] = "code"
 
 

@@ -19,16 +19,17 @@ from zobench.methods._lora import target_modules
 from zobench.methods._tt import LORA_PRESETS_8, TTLinear, tt_modes
 from zobench.methods._tt_adapters import is_norm, set_submodule
 from zobench.methods.loretta_adp import LorettaArgs, with_optimizer
+from zobench.ranges import ranged
 
 VERSION = "1"
 
 
 @dataclasses.dataclass
 class Args(LorettaArgs):
-    lora_rank: int = 8
-    alpha: int = 16
-    tt_rank: int = 8
-    dropout: float = 0.05
+    lora_rank: int = ranged(8, ge=1)
+    alpha: int = ranged(16, gt=0)
+    tt_rank: int = ranged(8, ge=1)
+    dropout: float = ranged(0.05, ge=0, lt=1)
     targets: str = "qv"
 
 

@@ -23,18 +23,19 @@ import torch
 from zobench.api import Closure
 from zobench.methods._zo import draw_step_seed, restore_drift, two_point
 from zobench.methods.mezo import uses_decay
+from zobench.ranges import ranged
 
 VERSION = "1"
 
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-7  # run_lozo.py / README for OPT
-    eps: float = 1e-3
-    rank: int = 2
-    interval: int = 50  # ν: steps between V refreshes
-    weight_decay: float = 0.0
-    queries: int = 1
+    lr: float = ranged(1e-7, gt=0)  # run_lozo.py / README for OPT
+    eps: float = ranged(1e-3, gt=0)
+    rank: int = ranged(2, ge=1)
+    interval: int = ranged(50, ge=1)  # ν: steps between V refreshes
+    weight_decay: float = ranged(0.0, ge=0)
+    queries: int = ranged(1, ge=1)
     lr_convention: Literal["code", "paper"] = "code"
     rng: Literal["fixed", "official"] = "fixed"
 

@@ -23,6 +23,7 @@ import torch
 
 from zobench.api import Closure
 from zobench.methods._zo import DenseGaussian, Snapshot, draw_step_seed, gaussian_directions, restore_drift, two_point
+from zobench.ranges import ranged
 
 VERSION = "2"
 
@@ -31,10 +32,10 @@ NO_DECAY_SUBSTRINGS = ("bias", "layer_norm", "layernorm")
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-6  # the maintainers' rule of thumb for full-parameter MeZO (issue #7)
-    eps: float = 1e-3  # zo_eps default in MeZO's run.py
-    weight_decay: float = 0.0  # the paper's OPT runs use 0
-    queries: int = 1  # q two-point estimates averaged per step (the reference: 1)
+    lr: float = ranged(1e-6, gt=0)  # the maintainers' rule of thumb for full-parameter MeZO (issue #7)
+    eps: float = ranged(1e-3, gt=0)  # zo_eps default in MeZO's run.py
+    weight_decay: float = ranged(0.0, ge=0)  # the paper's OPT runs use 0
+    queries: int = ranged(1, ge=1)  # q two-point estimates averaged per step (the reference: 1)
     fused_update: bool = True
     restore: Literal["inplace", "snapshot"] = "inplace"
 

@@ -13,19 +13,20 @@ import torch
 
 from zobench.methods import mezo
 from zobench.methods._lora import inject_lora
+from zobench.ranges import ranged
 
 VERSION = "1"
 
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-4
-    eps: float = 1e-2
-    weight_decay: float = 0.0
-    rank: int = 8
-    alpha: int = 16
+    lr: float = ranged(1e-4, gt=0)
+    eps: float = ranged(1e-2, gt=0)
+    weight_decay: float = ranged(0.0, ge=0)
+    rank: int = ranged(8, ge=1)
+    alpha: int = ranged(16, gt=0)
     targets: str = "qv"
-    queries: int = 1
+    queries: int = ranged(1, ge=1)
     fused_update: bool = True
     restore: Literal["inplace", "snapshot"] = "inplace"  # snapshot costs 1× the adapters only
 

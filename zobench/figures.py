@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-FLOOR = "floor"
+from zobench.records import FLOOR, OK_STATUSES, mean_over_seeds  # noqa: E402
+
 MIB = 1024 ** 2
 EVENT_STYLE = dict(marker="x", color="red", s=60, zorder=5, linewidths=2)
 
@@ -28,16 +29,16 @@ def _by_label(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(label, rows[rows.label == label]) for label in labels]
 
 
-def _mean(values: pd.Series) -> float:
-    values = values.dropna().astype(float)
-    return float(values.mean()) if len(values) else math.nan
+def _mean(group: pd.DataFrame, column: str) -> float:
+    """The method's figure: the mean over its finished seeds (an oom cell's reached peak is no bar)."""
+    return mean_over_seeds(group[group.status.isin(OK_STATUSES)][column])
 
 
 def memory_figure(rows: pd.DataFrame) -> Figure:
     """Peak memory per method (mean over seeds), the floor's level drawn across."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     groups = _by_label(rows)
-    peaks = [_mean(g.peak_mem_bytes) / MIB for _, g in groups]
+    peaks = [_mean(g, "peak_mem_bytes") / MIB for _, g in groups]
     colours = ["grey" if label == FLOOR else "tab:blue" for label, _ in groups]
     ax.bar([label for label, _ in groups], peaks, color=colours)
     floor = [p for (label, _), p in zip(groups, peaks) if label == FLOOR]
@@ -69,7 +70,7 @@ def pareto_figure(rows: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     points = []
     for label, group in _by_label(rows):
-        mem, acc = _mean(group.peak_mem_bytes) / MIB, _mean(group.accuracy)
+        mem, acc = _mean(group, "peak_mem_bytes") / MIB, _mean(group, "accuracy")
         if math.isfinite(mem) and math.isfinite(acc):
             if label != FLOOR:
                 points.append((mem, acc))
