@@ -118,7 +118,7 @@ def run(
     from zobench.runner import preflight, run_cells
     from zobench.paths import checked_child
     from zobench.signals import terminate_as_interrupt
-    from zobench.store import WriteError, atomic_write_text
+    from zobench.store import WriteError, atomic_write_text, is_done
     from zobench.suite import Overrides, expand, load_suite, pending_for
     from zobench.tasks._data import resolve_data_dir
 
@@ -137,6 +137,9 @@ def run(
     try:
         with terminate_as_interrupt():
             records = run_cells(cells, results_dir, data_path, force=force)
+        if not records and not any(is_done(results_dir, cell) for cell in cells):
+            typer.echo(f"no records of suite {spec.name} yet: its cells are running elsewhere", err=True)
+            return
         df = _load(results_dir, spec.name)
         report = markdown_report(df)
         atomic_write_text(checked_child(results_dir / "reports", f"{spec.name}.md"), report)

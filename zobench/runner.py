@@ -44,6 +44,8 @@ def check_builds(cells: list[Cell]) -> None:
         seen.add(key)
         try:
             inspect_method(cell.method, cell.model, cell.args)
+        except UserError as exc:  # inspect's own message names the method and model
+            raise UserError(f"suite {cell.suite}: method '{cell.label}' cannot be built: {exc}") from None
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise UserError(f"method '{cell.label}' ({cell.method}) cannot be built on {cell.model}: {first[:200]}") from None

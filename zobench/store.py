@@ -51,6 +51,7 @@ def check_writable(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise UserError(f"results dir {shorten(str(folder))} is a file, not a folder; pass another --results-dir")
     probe = folder / f".zobench-probe-{os.getpid()}"
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again if the probe fails
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with open(probe, "wb") as f:
@@ -59,8 +60,9 @@ def check_writable(folder: Path) -> None:
             os.fsync(f.fileno())
         probe.unlink()
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            probe.unlink()
+        for path in (probe, *created):
+            with contextlib.suppress(OSError):
+                path.rmdir() if path.is_dir() else path.unlink()
         raise UserError(f"results dir {shorten(str(folder))} is not writable: {exc.strerror or exc}") from None
 
 

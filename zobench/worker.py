@@ -167,7 +167,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
         losses.append(loss)
         emit("step", {"step": step + 1, "steps": cell.steps, "loss": loss, "step_time_s": timer.last,
                       "peak_mem_bytes": memory.peak_so_far()})
-        dev_accuracy = None
+        dev_accuracy, broken = None, []
         if cell.eval_every and (step + 1) % cell.eval_every == 0 and step + 1 < cell.steps and math.isfinite(loss):
             memory.enter("eval")
             t_eval = time.perf_counter()
@@ -176,15 +176,19 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
             dev_curve.append([step + 1, dev_accuracy, dev_loss])
             best.offer(step + 1, dev_accuracy, dev_loss)
             events += divergence.on_eval(step + 1, dev_loss)
+            broken = divergence.on_params(step + 1, method.params)
+            events += broken
             memory.enter("train")
         if "time_to_target_s" not in metrics and target_reached(cell, dev_accuracy, losses):
             metrics.update(time_to_target_s=timer.elapsed(), steps_to_target=step + 1,
                            forwards_to_target=forwards[-1])
         # The stop rules, in one place: a non-finite loss always ends the cell (the weights
         # are gone); spikes and rebounds end it only under divergence_policy "stop".
-        if not math.isfinite(loss) or (events and cell.divergence_policy == "stop"):
+        if not math.isfinite(loss) or broken or (events and cell.divergence_policy == "stop"):
             record["status"] = "diverged"
             break
+    if record["status"] is None and divergence.on_params(len(losses), method.params):  # weights gone, loss finite
+        record["status"] = "diverged"
     metrics.update(timer.stop())
     metrics.update(divergence.stop())
     record["divergence"] = metrics.pop("divergence")
