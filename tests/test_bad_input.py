@@ -601,3 +601,29 @@ def test_a_live_claim_is_skipped_in_process(tmp_path):
     assert "running elsewhere" in result.stderr
     assert not list(results.glob("runs/*/*.json"))
     held.release()
+
+
+# ---------------------------------------------------------------- divergence the loss does not show
+
+def test_non_finite_weights_end_the_cell_as_diverged():
+    """AdamW at lr 3e37: after two steps the loss is still finite (ln 2), the weights are not (fp32 overflow).
+    The end-of-training check makes the cell `diverged`, with a non_finite_params event."""
+    from zobench.worker import execute_cell
+
+    spec = {**BASE, "methods": {"ft": {"lr": 3e37}}, "steps": 2, "warmup_steps": 0}
+    cell = expand(parse_suite(yaml.safe_dump(spec), "t"))[0]
+    record = execute_cell({"cell": cell.to_dict(), "data_dir": None}, lambda kind, data: None)
+    assert record["status"] == "diverged", record.get("error")
+    kinds = [event["kind"] for event in record["divergence"]]
+    assert "non_finite_params" in kinds and "non_finite_loss" not in kinds
+
+
+def test_param_check_sees_one_bad_tensor():
+    import torch
+
+    from zobench.trackers.divergence import DivergenceTracker
+
+    tracker = DivergenceTracker()
+    good, bad = torch.ones(3), torch.tensor([1.0, float("inf")])
+    assert tracker.on_params(4, [good]) == []
+    assert tracker.on_params(5, [good, bad]) == [{"step": 5, "kind": "non_finite_params", "tensors": 1}]
