@@ -475,18 +475,18 @@ def test_reports_render_failed_nan_and_odd_labels_literally(tmp_path):
     """Only-failed labels, None/NaN metrics and labels with | $ and newlines never crash a report."""
     records = [fake_record("failed", status="error", peak_mem_bytes=None, accuracy=None, step_time_s=None),
                fake_record("nan", accuracy=float("nan"), peak_mem_bytes=None)]
-    for odd in ("a|b", "x$y$", "two\nlines"):
+    for i, odd in enumerate(("a|b", "x$y", "two\nlines")):
         record = fake_record("odd")
         record["cell"]["label"] = odd  # as an old or hand-edited record may hold
-        record["cell_id"] = f"odd-{len(odd)}"
+        record["cell_id"] = f"odd-{i}"
         records.append(record)
     records[0]["metrics"] = {}
     for record in records:
         write_record(tmp_path / "res", record)
     result = cli("report", "--results-dir", tmp_path / "res", "--html", tmp_path)
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 0 and not result.stderr, result.stderr
     assert "| failed | error 1 |" in result.stdout
-    assert "a\\|b" in result.stdout and "x\\$y\\$" in result.stdout and "| two lines |" in result.stdout
+    assert "a\\|b" in result.stdout and "x\\$y" in result.stdout and "| two lines |" in result.stdout
     assert (tmp_path / "report.html").is_file()
 
 
@@ -627,3 +627,34 @@ def test_param_check_sees_one_bad_tensor():
     good, bad = torch.ones(3), torch.tensor([1.0, float("inf")])
     assert tracker.on_params(4, [good]) == []
     assert tracker.on_params(5, [good, bad]) == [{"step": 5, "kind": "non_finite_params", "tensors": 1}]
+
+
+def test_the_cell_enforces_its_own_deadline_and_removes_its_scratch(tmp_path):
+    """A child whose parent never stops it (hung, stopped) ends itself past its deadline, scratch removed."""
+    import multiprocessing as mp
+
+    import launcher_targets
+
+    from zobench.launcher import _child_main
+
+    scratch = tmp_path / "scratch"
+    (scratch / "zobench-best-x").mkdir(parents=True)
+    ctx = mp.get_context("spawn")
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child_main, args=(launcher_targets.hangs, None, child_conn, os.getpid(), 1.0, str(scratch)))
+    child.start()
+    child.join(60)
+    assert not child.is_alive(), "the cell outlived its own deadline"
+    child.kill() if child.is_alive() else None
+    assert child.exitcode == 128 + signal.SIGKILL and not scratch.exists()
+
+
+def test_the_cells_temporary_files_go_to_the_parents_scratch_folder():
+    """The best-on-dev checkpoint is a temporary file: it lands in the folder the parent removes."""
+    import launcher_targets
+
+    from zobench.launcher import run_isolated
+
+    outcome = run_isolated(launcher_targets.temp_dir, None, timeout_s=120)
+    assert outcome.status == "ok" and Path(outcome.result).name.startswith("zobench-cell-")
+    assert not Path(outcome.result).exists()

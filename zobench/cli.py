@@ -263,7 +263,10 @@ def asv_record(
     """Save one commit's records as asv results (benchmarks/records.py) and publish the history."""
     from zobench import asv_flow
 
+    from zobench.paths import check_sha
+
     try:
+        check_sha(commit, "--commit")
         asv_flow.check_commit(asv_config, commit)
         if not records.exists():
             raise UserError(f"records '{records}' do not exist; pass a results dir or a suite folder")

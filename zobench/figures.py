@@ -22,6 +22,11 @@ MIB = 1024 ** 2
 EVENT_STYLE = dict(marker="x", color="red", s=60, zorder=5, linewidths=2)
 
 
+def _shown(label: str) -> str:
+    """A label as matplotlib text, literally: a `$` would start mathtext (and an odd one fails to draw)."""
+    return str(label).replace("$", r"\$")
+
+
 def _by_label(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Method labels in record order, the floor first (it is the reference in every figure)."""
     labels = list(dict.fromkeys(rows.label))
@@ -40,7 +45,7 @@ def memory_figure(rows: pd.DataFrame) -> Figure:
     groups = _by_label(rows)
     peaks = [_mean(g, "peak_mem_bytes") / MIB for _, g in groups]
     colours = ["grey" if label == FLOOR else "tab:blue" for label, _ in groups]
-    ax.bar([label for label, _ in groups], peaks, color=colours)
+    ax.bar([_shown(label) for label, _ in groups], peaks, color=colours)
     floor = [p for (label, _), p in zip(groups, peaks) if label == FLOOR]
     if floor and math.isfinite(floor[0]):
         ax.axhline(floor[0], color="grey", linestyle="--", label="inference floor")
@@ -75,7 +80,7 @@ def pareto_figure(rows: pd.DataFrame) -> Figure:
             if label != FLOOR:
                 points.append((mem, acc))
             ax.scatter([mem], [acc], color="grey" if label == FLOOR else "tab:blue", zorder=3)
-            ax.annotate(label, (mem, acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(_shown(label), (mem, acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
     front = pareto_front(points)
     if front:
         ax.step([m for m, _ in front], [a for _, a in front], where="post", color="tab:green",
@@ -102,7 +107,7 @@ def loss_figure(rows: pd.DataFrame, records: dict[str, dict[str, Any]]) -> Figur
             losses = [math.nan if v is None else v for v in record.get("series", {}).get("loss", [])]
             if not losses:
                 continue
-            name = label if len(group) == 1 else f"{label} s{row.seed}"
+            name = _shown(label) if len(group) == 1 else f"{_shown(label)} s{row.seed}"
             (line,) = ax.plot(range(1, len(losses) + 1), losses, label=name)
             xs, ys = [], []
             for event in record.get("divergence", []):
@@ -134,7 +139,7 @@ def step_time_figure(rows: pd.DataFrame, records: dict[str, dict[str, Any]]) -> 
             warmup = int(record.get("metrics", {}).get("warmup_steps") or 0)
             times += [t * 1000 for t in record.get("series", {}).get("step_time_s", [])[warmup:] if t is not None]
         if times:
-            labels.append(label)
+            labels.append(_shown(label))
             samples.append(times)
     if samples:
         ax.boxplot(samples, tick_labels=labels)
