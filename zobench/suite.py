@@ -281,7 +281,10 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
             raise UserError(f"{where}: unknown dtype '{harness['dtype']}' for method '{label}'; valid: {', '.join(DTYPES)}")
         args = make_args(method, entry, where)  # validates names and types now, not in the child
         steps = overrides.steps if overrides.steps is not None else harness.get("steps", s["steps"])
-        if s["warmup_steps"] >= steps:  # no step would be timed: a step time of nothing
+        warmup = s["warmup_steps"]
+        if overrides.steps is not None:  # a quick `--steps N` check times what it can: warm-up at most N-1
+            warmup = min(warmup, steps - 1)
+        if warmup >= steps:  # no step would be timed: a step time of nothing
             raise UserError(f"{where}: warmup_steps ({s['warmup_steps']}) must be below the steps of method "
                             f"'{label}' ({steps}); valid: 0 to {steps - 1}")
         for task_name in tasks:
@@ -304,7 +307,7 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                         device=s["device"], data_seed=seed if s["data_seed"] == "seed" else s["data_seed"], split_sizes=sizes,
                         max_length=s["max_length"], eval_batch_size=s["eval_batch_size"],
                         timeout_s=float(s["timeout_s"]), spike_factor=float(s["spike_factor"]),
-                        warmup_steps=s["warmup_steps"], eval_every=harness.get("eval_every", s["eval_every"]),
+                        warmup_steps=warmup, eval_every=harness.get("eval_every", s["eval_every"]),
                         select_on=s["select_on"],
                         target_metric=target_metric,
                         target_value=target_value, divergence_policy=s["divergence_policy"],
