@@ -17,7 +17,9 @@ Usage: ``model, tokenizer, info = load_model("random:tiny-llama", "fp32", "cpu")
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import importlib.util
 import os
 import shutil
@@ -223,6 +225,20 @@ def load_model(name: str, dtype: str, device: str, seed: int = 0,
     return model, tokenizer, info
 
 
+@functools.lru_cache(maxsize=8)
+def _gguf_config(location: str):
+    """Reading a GGUF file's config parses its whole vocabulary (~20 s for SmolLM2 on 2 cores):
+    once per process, as preflight builds every method on the meta device."""
+    from transformers import AutoConfig
+
+    path = Path(location)
+    stat = path.stat()
+    cached = cache_dir() / "gguf" / f"{path.stem}-{stat.st_size}-{int(stat.st_mtime)}"  # _dequantised_gguf_dir's
+    if (cached / "config.json").is_file():  # a cell has run before: its plain config reads at once
+        return AutoConfig.from_pretrained(cached)
+    return AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+
+
 def meta_model(name: str) -> torch.nn.Module:
     """The model's architecture on the meta device: shapes only, no weights read or allocated."""
     from transformers import AutoConfig
@@ -237,8 +253,7 @@ def meta_model(name: str) -> torch.nn.Module:
         with torch.device("meta"):
             return AutoModelForSequenceClassification.from_config(config, dtype=torch.bfloat16)
     elif source.kind == "gguf":
-        path = Path(source.location)
-        config = AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+        config = copy.deepcopy(_gguf_config(source.location))
     else:
         check_model(name)  # a readable one-line error when the hub is unreachable
         config = AutoConfig.from_pretrained(source.location)
