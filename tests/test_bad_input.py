@@ -658,3 +658,13 @@ def test_the_cells_temporary_files_go_to_the_parents_scratch_folder():
     outcome = run_isolated(launcher_targets.temp_dir, None, timeout_s=120)
     assert outcome.status == "ok" and Path(outcome.result).name.startswith("zobench-cell-")
     assert not Path(outcome.result).exists()
+
+
+@pytest.mark.parametrize("content", [b"garbage\n\x00\xff\n", b"sentence\tlabel\nfine\tnot-a-number\n", b"other\tcols\n1\t2\n"])
+def test_corrupt_data_files_are_bad_input(tmp_path, content):
+    """A data file that is not the task's format (bytes, wrong values, wrong columns): one line, before any cell."""
+    sst2 = tmp_path / "data" / "glue" / "SST-2"
+    sst2.mkdir(parents=True)
+    for name in ("train.tsv", "dev.tsv"):
+        (sst2 / name).write_bytes(content)
+    refused_run(tmp_path, suite_file(tmp_path, tasks=["sst2"]), "--data-dir", tmp_path / "data", says="sst2")

@@ -114,9 +114,9 @@ def run(
     force: bool = typer.Option(False, "--force", help="rerun cells that already have an ok record"),
 ) -> None:
     """Run a suite: every cell in its own process; records land in RESULTS_DIR."""
+    from zobench.paths import checked_child
     from zobench.report import markdown_report
     from zobench.runner import preflight, run_cells
-    from zobench.paths import checked_child
     from zobench.signals import terminate_as_interrupt
     from zobench.store import WriteError, atomic_write_text, is_done
     from zobench.suite import Overrides, expand, load_suite, pending_for

@@ -7,6 +7,7 @@ Usage: ``run_cells(cells, results_dir, data_dir, force=False)``.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from zobench.claims import Claim, try_claim
 from zobench.inspection import inspect_method
 from zobench.launcher import run_isolated
 from zobench.models import check_model
+from zobench.paths import shorten
 from zobench.progress import Progress
 from zobench.store import check_writable, is_done, write_record
 from zobench.tasks import get_task
@@ -60,7 +62,11 @@ def preflight(cells: list[Cell], data_dir: Path | None, results_dir: Path | None
         check_model(model)
     check_builds(cells)
     for task_name, sizes, seed in sorted({(c.task, tuple(sorted(c.split_sizes.items())), c.data_seed) for c in cells}):
-        get_task(task_name).load(data_dir, dict(sizes), seed)
+        try:
+            get_task(task_name).load(data_dir, dict(sizes), seed)
+        except (OSError, ValueError, KeyError, IndexError, csv.Error) as exc:  # a corrupt or foreign data file
+            detail = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            raise UserError(f"task '{task_name}': its data in {data_dir} cannot be read ({shorten(detail, 160)})") from None
     if results_dir is not None:
         check_writable(results_dir)
 
