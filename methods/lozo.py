@@ -29,7 +29,7 @@ VERSION = "1"
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-7  # run_lozo.py / README for OPT
+    lr: float = 1e-7  # lozo.sh's hard-coded LR (README grid for OPT {1e-6, 1e-7})
     eps: float = 1e-3
     rank: int = 2
     interval: int = 50  # ν: steps between V refreshes
