@@ -16,7 +16,7 @@ SMOKES = {
     "opt-13b-superglue": ("random:tiny-opt", ["--tasks", "copa", "--split-sizes", "train=32,dev=8,test=8"],
                           {"floor", "mezo", "mezo-lora", "ft"}),
     # SST-2 k=16 holds 32 examples: batch 64 is the whole set (a warning); AdaZeta with one query.
-    "roberta-large-kshot": ("random:tiny-bert", ["--tasks", "lmbff-sst2-k16", "--seeds", "13"],
+    "roberta-large-kshot": ("random:tiny-bert", ["--tasks", "lmbff-sst2-k16", "--seeds", "13", "--split-sizes", "test=64"],
                             {"floor", "mezo", "mezo-lora", "ft", "adazeta"}),
     # bf16 base: fp32 MeZO-LoRA adapters with weight decay, ft/lora under bf16 amp.
     "llama2-7b-superglue": ("random:tiny-llama", ["--tasks", "cb", "--split-sizes", "train=32,dev=8,test=8"],
