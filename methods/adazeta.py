@@ -25,6 +25,7 @@ from zobench.methods import mezo
 from zobench.methods._query_schedule import make_schedule
 from zobench.methods._tt_adapters import ADAZETA_PRESETS_64, inject_tt_adapters
 from zobench.ranges import ranged
+from zobench.methods._zo import LossDtype
 
 VERSION = "1"
 # The paper's Llama setting (1000 examples, batch 16, 10k steps), for builds outside a run.
@@ -47,6 +48,7 @@ class Args:
     q_max: int = ranged(0, ge=0)  # 0: the schedule's own cap (code 15, paper 20)
     fused_update: bool = True
     restore: Literal["inplace", "snapshot"] = "inplace"
+    loss_dtype: LossDtype = "fp32"
 
 
 class AdaZeta:
@@ -56,13 +58,15 @@ class AdaZeta:
         self.schedule = make_schedule(args.schedule, plan, args.q_max, args.queries)
         self.args = args
         self.zo = mezo.MeZO(model, mezo.Args(lr=args.lr, eps=args.eps, weight_decay=args.weight_decay,
-                                             fused_update=args.fused_update, restore=args.restore), seed)
+                                             fused_update=args.fused_update, restore=args.restore,
+                                             loss_dtype=args.loss_dtype), seed)
         self.params = self.zo.params
         self.step_index = 0
         self.forwards_per_step = 2 * self.schedule.queries(0)
         self.variant = (f"schedule-{self.schedule.describe()}+placement-{args.placement}+tt-r{args.rank}"
                         f"-{args.contraction}-{args.modes}" + ("+zero-init" if args.init == "zero" else "")
-                        + ("+snapshot-restore" if args.restore == "snapshot" else ""))
+                        + ("+snapshot-restore" if args.restore == "snapshot" else "")
+                        + ("+loss-in-model-dtype" if args.loss_dtype == "model" else ""))
         self.details = {"adapters": len(self.sites), "schedule": dataclasses.asdict(self.schedule),
                         "plan": dataclasses.asdict(plan)}
 

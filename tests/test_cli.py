@@ -74,6 +74,8 @@ BAD_ARGS = {
     "unknown-model": (["--suite", "smoke", "--models", "nope"], "valid"),
     "unknown-random-model": (["--suite", "smoke", "--models", "random:nope"], "random:tiny-llama"),
     "bad-seeds": (["--suite", "smoke", "--seeds", "x"], "integers"),
+    "bad-split-sizes": (["--suite", "smoke", "--split-sizes", "train=x"], "train=N"),
+    "unknown-split": (["--suite", "smoke", "--split-sizes", "valid=8"], "train=N"),
     "missing-data-dir": (["--suite", "smoke", "--data-dir", "/does/not/exist"], "ZOBENCH_DATA_DIR"),
     "missing-data": (["--suite", "smoke", "--tasks", "sst2", "--data-dir", "."], "ZOBENCH_DATA_DIR"),
 }

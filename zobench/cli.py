@@ -89,6 +89,20 @@ def _seeds(values: Optional[list[str]]) -> Optional[list[int]]:
         raise UserError(f"--seeds takes integers, got {', '.join(items)}") from None
 
 
+def _split_sizes(values: Optional[list[str]]) -> Optional[dict[str, int]]:
+    """``train=32,dev=8`` → {"train": 32, "dev": 8}."""
+    items = _split(values)
+    if items is None:
+        return None
+    sizes = {}
+    for item in items:
+        name, _, size = item.partition("=")
+        if name not in ("train", "dev", "test") or not size.isdigit():
+            raise UserError(f"--split-sizes takes train=N, dev=N, test=N; got {item!r}")
+        sizes[name] = int(size)
+    return sizes
+
+
 def _load(results_dir: Path, suite: Optional[str]):
     from zobench.store import load_results
 
@@ -109,6 +123,8 @@ def run(
     models: Optional[list[str]] = typer.Option(None, "--models", help="replace the suite's models"),
     seeds: Optional[list[str]] = typer.Option(None, "--seeds", help="replace the suite's seeds"),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="replace every method's step count"),
+    split_sizes: Optional[list[str]] = typer.Option(None, "--split-sizes",
+                                                    help="override split sizes, e.g. train=32,dev=8,test=8"),
     results_dir: Path = ResultsDir,
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="benchmark data (default: $ZOBENCH_DATA_DIR, else the HF hub)"),
     force: bool = typer.Option(False, "--force", help="rerun cells that already have an ok record"),
@@ -125,7 +141,7 @@ def run(
     try:
         spec = load_suite(suite)
         overrides = Overrides(methods=_split(methods), tasks=_split(tasks), models=_split(models),
-                              seeds=_seeds(seeds), steps=steps)
+                              seeds=_seeds(seeds), steps=steps, split_sizes=_split_sizes(split_sizes))
         cells = expand(spec, overrides)
         data_path = resolve_data_dir(data_dir)
         preflight(cells, data_path, results_dir)

@@ -41,6 +41,15 @@ def _tiny_llama():
                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
 
 
+def _tiny_opt():
+    from transformers import OPTConfig
+
+    # OPT's architecture (learned positions, LayerNorm, fc1/fc2, tied head) at test size;
+    # 2048 positions as OPT, so MeZO's max_length 2048 fits
+    return OPTConfig(vocab_size=384, hidden_size=64, ffn_dim=172, num_hidden_layers=2, num_attention_heads=4,
+                     max_position_embeddings=2048, word_embed_proj_dim=64)
+
+
 def _llama2_7b():
     from transformers import LlamaConfig
 
@@ -76,6 +85,7 @@ def _tiny_bert():
 
 RANDOM_CONFIGS: dict[str, tuple[Callable[[], Any], str]] = {
     "tiny-llama": (_tiny_llama, "2-layer Llama, hidden 64, for tests"),
+    "tiny-opt": (_tiny_opt, "2-layer OPT, hidden 64, for tests"),
     "llama2-7b": (_llama2_7b, "Llama-2-7B shapes (6.7B params)"),
     "opt-13b": (_opt_13b, "OPT-13B shapes"),
     "roberta-large": (_roberta_large, "RoBERTa-large shapes (masked LM)"),

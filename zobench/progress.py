@@ -63,6 +63,8 @@ class Progress:
             else:
                 self._close_bar()
                 self._print(f"  {data['phase']}…")
+        elif kind == "warning":
+            self._print(f"  warning: {data['message']}")
         elif kind == "step" and self.bar is not None:
             self.bar.set_postfix_str(
                 f"loss {data['loss']:.4f}, {data['step_time_s'] * 1000:.0f} ms/step, "

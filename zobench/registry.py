@@ -53,7 +53,14 @@ def make_args(method: str, raw: dict[str, Any], where: str = "") -> Any:
 
 
 def _coerce(value: Any, hint: Any, what: str) -> Any:
-    """Check one value against a simple type hint (float, int, str, bool, Literal)."""
+    """Check one value against a simple type hint (float, int, str, bool, Literal, X | None)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = [h for h in typing.get_args(hint) if h is not type(None)]
+        if value is None and len(options) < len(typing.get_args(hint)):
+            return None
+        if len(options) == 1:
+            return _coerce(value, options[0], what)
+        return value
     if typing.get_origin(hint) is typing.Literal:
         choices = typing.get_args(hint)
         if value not in choices:
