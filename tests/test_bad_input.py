@@ -155,7 +155,7 @@ def test_nightly_commit_subprocess(tmp_path):
     ({"steps": 0}, "steps"), ({"steps": -1}, "steps"), ({"batch_size": 0}, "batch_size"),
     ({"batch_size": -1}, "batch_size"), ({"warmup_steps": 2}, "warmup_steps"), ({"warmup_steps": -1}, "warmup_steps"),
     ({"split_sizes": {"train": 4, "dev": 2, "test": 0}}, "split_sizes.test"),
-    ({"split_sizes": {"train": 4, "bogus": 3}}, "bogus"), ({"split_sizes": {"train": 1}}, "batch_size"),
+    ({"split_sizes": {"train": 4, "bogus": 3}}, "bogus"), ({"split_sizes": {"train": 0}}, "split_sizes.train"),
     ({"split_sizes": {"train": "4"}}, "split_sizes.train"),
     ({"max_length": 1}, "max_length"), ({"eval_batch_size": 0}, "eval_batch_size"), ({"timeout_s": 0}, "timeout_s"),
     ({"spike_factor": 0.5}, "spike_factor"), ({"rebound_delta": -1}, "rebound_delta"), ({"seeds": []}, "seeds"),
