@@ -22,6 +22,8 @@ Differences from the reference code, all recorded in ``variant``:
 - ``pipeline`` also fuses the next step's +εz_{t+1} into that pass: 2 passes per step. θ then
   rests at θ_t+εz_{t+1} between steps, so the harness calls ``flush()`` (zobench.api.Flushable)
   before anything reads θ; the step-seed sequence, and so the trajectory, is the unpipelined one.
+- ``loss_dtype``: ``fp32`` (default) upcasts the logits for the loss; ``model`` keeps the
+  model's dtype, as MeZO's fp16 OPT runs computed log-softmax and CE.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ import torch
 from zobench.api import Closure, Flushable
 from zobench.methods._counter_directions import CounterDirections
 from zobench.methods._flat import flatten_
-from zobench.methods._zo import DenseGaussian, Snapshot, draw_step_seed, restore_drift, two_point
+from zobench.methods._zo import (DenseGaussian, LossDtype, Snapshot, draw_step_seed, in_loss_dtype,
+                                 restore_drift, two_point)
+from zobench.ranges import ranged
 
 VERSION = "3"
 
@@ -43,15 +47,16 @@ NO_DECAY_SUBSTRINGS = ("bias", "layer_norm", "layernorm")
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-6  # the maintainers' rule of thumb for full-parameter MeZO (issue #7)
-    eps: float = 1e-3  # zo_eps default in MeZO's run.py
-    weight_decay: float = 0.0  # the paper's OPT runs use 0
-    queries: int = 1  # q two-point estimates averaged per step (the reference: 1)
+    lr: float = ranged(1e-6, gt=0)  # the maintainers' rule of thumb for full-parameter MeZO (issue #7)
+    eps: float = ranged(1e-3, gt=0)  # zo_eps default in MeZO's run.py
+    weight_decay: float = ranged(0.0, ge=0)  # the paper's OPT runs use 0
+    queries: int = ranged(1, ge=1)  # q two-point estimates averaged per step (the reference: 1)
     fused_update: bool = True
     restore: Literal["inplace", "snapshot"] = "inplace"
     generator: Literal["counter-philox", "torch"] = "counter-philox"
     pipeline: bool = False  # needs fused_update and restore inplace
     flat_buffer: bool = False  # counter-philox: the trainable tensors as views of one buffer (few launches a pass)
+    loss_dtype: LossDtype = "fp32"
 
 
 def uses_decay(name: str) -> bool:
@@ -83,7 +88,7 @@ class MeZO(Flushable):
         self.variant = "reference" + ("+fused-restore-update" if self.fused else "") + \
             ("+pipeline" if args.pipeline else "") + ("+flat-buffer" if args.flat_buffer else "") + \
             (f"+q{args.queries}" if args.queries > 1 else "") + ("+snapshot-restore" if self.snapshot else "") + \
-            f"+z-{self.directions.generator}"
+            ("+loss-in-model-dtype" if args.loss_dtype == "model" else "") + f"+z-{self.directions.generator}"
         self.details = {"generator": self.directions.generator, "pipeline": args.pipeline,
                         "z_launches_per_pass": len(self.segments)}
         self.seed_source = torch.Generator().manual_seed(seed)
@@ -97,6 +102,7 @@ class MeZO(Flushable):
         q = queries or self.args.queries
         first = [self.next_seed] if self.next_seed is not None else []
         seeds = first + [draw_step_seed(self.seed_source) for _ in range(q - len(first))]
+        closure = in_loss_dtype(closure, self.args.loss_dtype)
         losses, grads = two_point(self.directions, closure, seeds, self.args.eps, self.snapshot,
                                   keep_last_perturbed=self.fused, first_perturbed=self.perturbed)
         self.next_seed = draw_step_seed(self.seed_source) if self.args.pipeline else None
