@@ -85,7 +85,8 @@ class HiZOO:
             p.add_(self.scaled(z, h), alpha=a.eps)
             if a.estimator == "paper":
                 direction = self.scaled(z, h)  # the Σ^{1/2}z that perturbed
-                h.mul_(1 - a.alpha).add_((h * (z * z - 1) * (curvature / (2 * a.eps**2))).abs_() * a.alpha)
+                increment = (h * (z * z - 1) * (curvature / (2 * a.eps**2))).abs_() * a.alpha  # from H_old
+                h.mul_(1 - a.alpha).add_(increment)
             else:
                 target = h * z * z if a.estimator == "code2025" else z * z / h
                 h.mul_(1 - a.alpha).add_(target * curvature * a.alpha / (2 * a.eps**2))
