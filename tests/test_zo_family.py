@@ -434,3 +434,58 @@ def test_mezo_svrg_in_the_worker_counts_every_anchor_forward():
     assert record["series"]["forwards"] == [12, 17, 29, 34]
     assert record["metrics"]["forwards_total"] == 34 and record["metrics"]["forwards_per_step"] == 8.5
     assert "anchor-full" in record["method_info"]["variant"]
+
+
+# ---- State memory ---------------------------------------------------------------------------
+
+
+def test_inspect_reports_the_expected_state_bytes():
+    """``zobench inspect`` prints each method's expected state: Adam 2×, HiZOO 1×, in the model's dtype
+    (the meta model is bf16: 2 bytes a parameter)."""
+    from zobench.inspection import format_summary, inspect_method
+
+    for method, copies in (("zo-adam", 2), ("hizoo", 1), ("zo-sign", 2), ("mezo-svrg", 1)):
+        summary = inspect_method(method, "random:tiny-llama", {})
+        expected = copies * summary["trainable_params"] * 2
+        assert summary["details"]["state_bytes"] == expected
+        assert f"optimizer state: {expected:,} bytes" in format_summary(summary)
+
+
+def test_zo_adam_train_phase_vmhwm_rises_by_its_state_over_mezo(tmp_path):
+    """On CPU, a ~100M-parameter model in fp32: the train phase's RSS high-water mark of zo-adam
+    exceeds mezo's by Adam's m and v (2 × 4 bytes a parameter) to within 10%. Each cell runs in
+    its own process (the launcher's), so neither inherits the other's allocator state."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    suite = tmp_path / "state.yaml"
+    suite.write_text("""name: state-memory
+models: ["random:llama-100m"]
+tasks: [synthetic]
+seeds: [0]
+steps: 2
+batch_size: 2
+dtype: fp32
+device: cpu
+max_length: 32
+split_sizes: {train: 4, dev: 2, test: 2}
+eval_batch_size: 4
+timeout_s: 600
+methods:
+  mezo: {}
+  zo-adam: {}
+""")
+    results = tmp_path / "results"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "zobench.cli", "run", "--suite", str(suite), "--results-dir",
+                           str(results)], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = {r["cell"]["method"]: r for r in (json.loads(p.read_text()) for p in results.rglob("*.json"))}
+    assert {m: r["status"] for m, r in records.items()} == {"mezo": "ok", "zo-adam": "ok"}
+    peaks = {m: r["metrics"]["train_cpu_hwm_bytes"] for m, r in records.items()}
+    params = records["zo-adam"]["metrics"]["trainable_params"]
+    assert params > 90_000_000
+    rise, state = peaks["zo-adam"] - peaks["mezo"], 2 * 4 * params
+    assert abs(rise - state) <= 0.10 * state, f"rise {rise / 2**20:.0f} MiB vs state {state / 2**20:.0f} MiB"
