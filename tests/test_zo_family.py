@@ -489,3 +489,42 @@ methods:
     assert params > 90_000_000
     rise, state = peaks["zo-adam"] - peaks["mezo"], 2 * 4 * params
     assert abs(rise - state) <= 0.10 * state, f"rise {rise / 2**20:.0f} MiB vs state {state / 2**20:.0f} MiB"
+
+
+def test_smollm2_frontier_spends_an_equal_forward_budget(tiny_batch):
+    """Every method of smollm2-zo-frontier runs its steps within 5 forwards under the 64-forward
+    budget, counted as the closures run (on the tiny model; the count depends on the method only)."""
+    import inspect
+
+    from zobench.models import load_model
+    from zobench.registry import make_args, method_module
+    from zobench.scoring import classification_loss
+    from zobench.suite import Overrides, expand, load_suite
+
+    class CountingBatches:
+        def __init__(self, model):
+            self.model, self.forwards = model, 0
+
+        def anchor(self, batches: int = 0):
+            assert batches > 0  # the suite's anchor is K mini-batches, not the 1000-example split
+
+            def closure():
+                self.forwards += batches
+                return classification_loss(self.model, tiny_batch)
+
+            return closure
+
+    for cell in expand(load_suite("smollm2-zo-frontier"), Overrides()):
+        if cell.method == "floor":
+            continue
+        model, _, _ = load_model("random:tiny-llama", "fp32", "cpu", seed=0)
+        extra = CountingBatches(model)
+        plan = TrainingPlan(train_size=1000, batch_size=cell.batch_size, total_steps=cell.steps, extra_batches=extra)
+        module, args = method_module(cell.method), make_args(cell.method, cell.args)
+        takes_plan = "plan" in inspect.signature(module.build).parameters  # as the worker decides
+        method = module.build(model, args, 0, plan=plan) if takes_plan else module.build(model, args, 0)
+        calls = []
+        for _ in range(cell.steps):
+            method.step(lambda: calls.append(1) or classification_loss(model, tiny_batch))
+        spent = len(calls) + extra.forwards
+        assert 59 <= spent <= 64, f"{cell.label}: {spent} forwards"
