@@ -66,14 +66,29 @@ class Cell:
 Closure = Callable[[], torch.Tensor]
 
 
+class ExtraBatches(Protocol):
+    """Training data beyond the step's own batch, for methods whose step needs more (MeZO-SVRG's
+    anchor estimate over the full training split). The harness builds it over the cell's training
+    split and counts every forward its closures run, one per mini-batch chunk, in the cell's
+    forwards (``series.forwards``, ``forwards_total``), exactly like the step closure's."""
+
+    def anchor(self, batches: int = 0) -> Closure:
+        """A closure over a fixed set of training examples: the mean mini-batch loss over the whole
+        split in ``batch_size`` chunks (``batches`` 0), or over ``batches`` fresh random mini-batches.
+        The examples are fixed when the closure is made, so it can be called at θ+εz and θ−εz."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingPlan:
     """What the harness will feed a method: methods with schedules over the run (AdaZeta's
-    query schedule, the first-order LR decay) receive it as ``build(model, args, seed, plan=plan)``."""
+    query schedule, the first-order LR decay) or extra batches (MeZO-SVRG) receive it as ``build(model, args, seed, plan=plan)``."""
 
     train_size: int  # effective number of training examples
     batch_size: int  # effective: the whole set when the suite's batch size exceeds it
     total_steps: int
+    # Filled by the worker in a run; None where a method is built without data (tests, ``inspect``).
+    extra_batches: ExtraBatches | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -90,7 +105,9 @@ class Method(Protocol):
     """
 
     params: list[torch.Tensor]  # the tensors this method updates (nothing else may change)
-    forwards_per_step: int  # forward passes the last step cost (before the first: the first's); a backward counts separately
+    # Forward passes the last step cost (before the first: the first's); a backward counts separately.
+    # The harness counts the forwards its closures actually run; records report the mean per step.
+    forwards_per_step: int
     variant: str  # which variant of the method ran, recorded with every result
 
     def step(self, closure: Closure) -> float: ...

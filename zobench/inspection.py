@@ -67,4 +67,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("TT layers:")
         lines += [f"  {t['count']:5d} × {t['in']} → {t['out']}: modes {t['modes']}, rank {t['rank']}, "
                   f"{t['contraction']}, bias {'yes' if t['bias'] else 'no'}" for t in summary["tt_layers"]]
+    state = summary["details"].get("state_bytes")
+    if state is not None:  # the ZO optimizer family declares what its state will cost (allocated at step 1)
+        lines.append(f"optimizer state: {state:,} bytes ({state / 2**30:.2f} GiB) expected: "
+                     f"{summary['details'].get('state', '')}")
     return "\n".join(lines)

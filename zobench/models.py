@@ -41,6 +41,15 @@ def _tiny_llama():
                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
 
 
+def _llama_100m():
+    from transformers import LlamaConfig
+
+    # Many equal layers and a byte vocabulary: ~100M parameters (404 MB in fp32) whose largest
+    # tensor is 1% of the total, so per-tensor temporaries vanish beside a method's state.
+    return LlamaConfig(vocab_size=384, hidden_size=1024, intermediate_size=2816, num_hidden_layers=8,
+                       num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=1024)
+
+
 def _tiny_opt():
     from transformers import OPTConfig
 
@@ -85,6 +94,7 @@ def _tiny_bert():
 
 RANDOM_CONFIGS: dict[str, tuple[Callable[[], Any], str]] = {
     "tiny-llama": (_tiny_llama, "2-layer Llama, hidden 64, for tests"),
+    "llama-100m": (_llama_100m, "8-layer Llama, hidden 1024, byte vocabulary (~100M params), for CPU memory tests"),
     "tiny-opt": (_tiny_opt, "2-layer OPT, hidden 64, for tests"),
     "llama2-7b": (_llama2_7b, "Llama-2-7B shapes (6.7B params)"),
     "opt-13b": (_opt_13b, "OPT-13B shapes"),

@@ -21,6 +21,7 @@ import torch
 from zobench.api import SCHEMA_VERSION, Cell, TrainingPlan, flush
 from zobench.checkpoint import BestOnDev
 from zobench.env import provenance
+from zobench.forward_count import ForwardCounter, TrainBatches
 from zobench.generation import evaluate_generation
 from zobench.models import load_model
 from zobench.registry import args_dict, make_args, method_module
@@ -126,9 +127,13 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     module = method_module(cell.method)
     args = make_args(cell.method, cell.args)
     torch.manual_seed(cell.seed)
-    plan = TrainingPlan(train_size=len(train), batch_size=record["data"]["batches"]["effective_batch_size"],
-                        total_steps=cell.steps)
-    # Only methods with schedules over the run (AdaZeta's Q, first-order LR decay) take the plan.
+    batch_size = record["data"]["batches"]["effective_batch_size"]
+    counter = ForwardCounter()  # every forward the method's closures run, extra batches included
+    extra = TrainBatches(len(train), batch_size, cell.seed,
+                         lambda idx: scoring.collate([train[i] for i in idx], pad_id).to(device),
+                         lambda b: scoring.loss(model, b), counter)
+    plan = TrainingPlan(train_size=len(train), batch_size=batch_size, total_steps=cell.steps, extra_batches=extra)
+    # Only methods with schedules over the run (AdaZeta's Q, first-order LR decay) or extra batches take the plan.
     takes_plan = "plan" in inspect.signature(module.build).parameters
     method = module.build(model, args, cell.seed, plan=plan) if takes_plan else module.build(model, args, cell.seed)
     record["method_info"] = {"name": cell.method, "version": module.VERSION, "variant": method.variant,
@@ -177,9 +182,10 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     for step in range(cell.steps):
         batch = scoring.collate([train[i] for i in next(sampler)], pad_id).to(device)
         timer.before_step(step)  # innermost: only the method's step is timed
-        loss = method.step(lambda: scoring.loss(model, batch))
-        timer.after_step(step, loss, tokens=batch.n_tokens * method.forwards_per_step)
-        forwards.append((forwards[-1] if forwards else 0) + method.forwards_per_step)
+        tokens_before = counter.tokens
+        loss = method.step(lambda: counter.run(lambda: scoring.loss(model, batch), batch.n_tokens))
+        timer.after_step(step, loss, tokens=counter.tokens - tokens_before)
+        forwards.append(counter.forwards)
         events = divergence.after_step(step, loss)
         losses.append(loss)
         emit("step", {"step": step + 1, "steps": cell.steps, "loss": loss, "step_time_s": timer.last,
@@ -213,6 +219,8 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     record["divergence"] = metrics.pop("divergence")
     metrics["steps_done"] = len(losses)
     metrics["forwards_total"] = forwards[-1] if forwards else 0
+    if losses:  # the mean over the run: AdaZeta's Q grows, MeZO-SVRG's anchor steps cost more
+        metrics["forwards_per_step"] = metrics["forwards_total"] / len(losses)
     metrics["final_loss"] = losses[-1] if losses else None
 
     emit("phase", {"phase": "final eval"})
