@@ -318,14 +318,15 @@ def test_sparse_mezo_hooks_leave_parameters_bit_identical_during_the_perturbed_f
     model, _ = tiny
     method = sparse_mezo.build(model, sparse_mezo.Args(eps=1e-2), 0)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    clean = float(classification_loss(model, tiny_batch))
-    with torch.no_grad(), method.perturbed(99, 1e-2):
-        perturbed = float(classification_loss(model, tiny_batch))
-    assert perturbed != clean
-    for n, p in model.named_parameters():
-        assert torch.equal(p, before[n]), n
-        assert isinstance(p, torch.nn.Parameter)
-    assert float(classification_loss(model, tiny_batch)) == clean
+    with torch.no_grad():
+        clean = float(classification_loss(model, tiny_batch))
+        with method.perturbed(99, 1e-2):
+            perturbed = float(classification_loss(model, tiny_batch))
+        assert perturbed != clean
+        for n, p in model.named_parameters():
+            assert torch.equal(p, before[n]), n
+            assert isinstance(p, torch.nn.Parameter)
+        assert float(classification_loss(model, tiny_batch)) == clean
     assert method.drift_probe()["restore_drift_max"] == 0.0
 
 
