@@ -50,10 +50,10 @@ class Args:
 
 
 class SubspaceQueries:
-    """Draws of one query: P (on official refresh steps) then u (matrices) or z (1-D), per tensor."""
+    """P per matrix (stored) and the draws of one query: P_i on official refresh steps, then u or z."""
 
-    def __init__(self, params: list[torch.Tensor], rank: int, rng: str, basis_seed: int):
-        self.params, self.rng, self.basis_seed = params, rng, basis_seed
+    def __init__(self, params: list[torch.Tensor], rank: int, basis_seed: int):
+        self.params, self.basis_seed = params, basis_seed
         self.ranks = [min(rank, *as_matrix(p).shape) if p.ndim >= 2 else 0 for p in params]
         self.P: list[torch.Tensor | None] = [None] * len(params)
         self.window: int | None = None
@@ -70,9 +70,13 @@ class SubspaceQueries:
                     self.P[j] = self.haar(j, generator(key_seed(self.basis_seed, window, j), p.device))
             self.window = window
 
-    def draws(self, seed: int, redraw_p: bool):
-        """(j, P_j, u or z) for one query. With ``redraw_p`` (official refresh step) P_j is drawn
-        from this query's stream first and returned, not stored (the caller decides)."""
+    def draws(self, seed: int, p_draw: str):
+        """(j, P_j, u or z) for one query, from one stream per device seeded with the query's seed.
+
+        ``p_draw`` (official refresh steps draw P from the query's stream before u):
+        ``new``: draw P_j and return it (the caller stores it); ``consume``: draw only the Gaussian
+        P_j is made of, to keep the stream aligned, and return the stored P_j; ``none``: no draw.
+        """
         gens: dict[torch.device, torch.Generator] = {}
         for j, p in enumerate(self.params):
             gen = gens.get(p.device)
@@ -81,8 +85,13 @@ class SubspaceQueries:
             if p.ndim < 2:
                 yield j, None, torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype)
                 continue
-            P = self.haar(j, gen) if redraw_p else self.P[j]
-            n = as_matrix(p).shape[1]
+            m, n = as_matrix(p).shape
+            if p_draw == "new":
+                P = self.haar(j, gen)
+            else:
+                if p_draw == "consume":
+                    torch.randn(m, self.ranks[j], generator=gen, device=p.device, dtype=torch.float32)
+                P = self.P[j]
             yield j, P, torch.randn(self.ranks[j], n, generator=gen, device=p.device, dtype=p.dtype)
 
 
@@ -95,7 +104,7 @@ class ZOMuon:
         self.decay = [uses_decay(n) for n, _ in named]
         self.args = args
         self.seed_source = torch.Generator().manual_seed(seed)
-        self.queries = SubspaceQueries(self.params, args.rank, args.rng, key_seed(seed, 1))
+        self.queries = SubspaceQueries(self.params, args.rank, key_seed(seed, 1))
         self.n_queries = args.queries if args.mode == "multi_one_sided" else 1
         self.forwards_per_step = args.queries + 1 if args.mode == "multi_one_sided" else 2
         self.variant = f"{args.mode}+{args.optimizer}+rng-{args.rng}+lr1d-{args.lr_1d}+ns-{args.ns_dtype}" + \
@@ -107,15 +116,15 @@ class ZOMuon:
         return self.t % self.args.refresh == 0
 
     @torch.no_grad()
-    def add_query_(self, seed: int, scale: float, redraw_p: bool, keep_p: bool) -> None:
-        """θ ← θ + scale·(P·u, z) of one query; ``keep_p`` stores the P it drew (official refresh)."""
-        for j, P, d in self.queries.draws(seed, redraw_p):
+    def add_query_(self, seed: int, scale: float, p_draw: str) -> None:
+        """θ ← θ + scale·(P·u, z) of one query; with ``p_draw="new"`` the P it draws is stored."""
+        for j, P, d in self.queries.draws(seed, p_draw):
             p = self.params[j]
             if P is None:
                 p.add_(d, alpha=scale)
             else:
                 as_matrix(p).addmm_(P, d, alpha=scale)
-                if keep_p:
+                if p_draw == "new":
                     self.queries.P[j] = P
 
     @torch.no_grad()
@@ -123,25 +132,28 @@ class ZOMuon:
         official_refresh = self.args.rng == "official" and self.refresh_step()  # t = 0 is a refresh step
         if self.args.rng == "fixed":
             self.queries.refresh_fixed(self.t // self.args.refresh)
+        # Official refresh step: the first pass of each query draws (and stores) its own P_i, later
+        # passes over the same seed only keep the stream aligned (they would redraw the same P_i).
+        first, again = ("new", "consume") if official_refresh else ("none", "none")
         base_seed = draw_step_seed(self.seed_source)
         seeds = [base_seed + i for i in range(self.n_queries)]
         eps = self.args.eps
         if self.args.mode == "two_sided":
             (seed,) = seeds
-            self.add_query_(seed, eps, official_refresh, keep_p=True)
+            self.add_query_(seed, eps, first)
             plus = closure().item()
-            self.add_query_(seed, -2 * eps, official_refresh, keep_p=True)
+            self.add_query_(seed, -2 * eps, again)
             minus = closure().item()
-            self.add_query_(seed, eps, official_refresh, keep_p=True)
+            self.add_query_(seed, eps, again)
             coeffs, logged = [(plus - minus) / (2 * eps)], (plus + minus) / 2
         else:
             logged = closure().item()
             coeffs = []
             for seed in seeds:
-                self.add_query_(seed, eps, official_refresh, keep_p=True)
+                self.add_query_(seed, eps, first)
                 coeffs.append((closure().item() - logged) / eps)
-                self.add_query_(seed, -eps, official_refresh, keep_p=True)
-        self.update(seeds, coeffs, official_refresh)
+                self.add_query_(seed, -eps, again)
+        self.update(seeds, coeffs, again)
         self.t += 1
         return logged
 
@@ -155,15 +167,15 @@ class ZOMuon:
         return newton_schulz5(R)
 
     @torch.no_grad()
-    def update(self, seeds: list[int], coeffs: list[float], official_refresh: bool) -> None:
+    def update(self, seeds: list[int], coeffs: list[float], p_draw: str) -> None:
         """Lock step over the queries' streams: per tensor, R = mean c_i·u_i (or z), then one update.
 
-        On an official refresh step each stream re-draws its own P_i first (consumed and dropped,
-        as the original's stored u_i were drawn after it); the update uses the stored last P.
+        On an official refresh step each stream first consumes its P_i draw (the original's stored
+        u_i were drawn after it); the update uses the stored P, the last query's.
         """
         lr_1d = OFFICIAL_LR_1D if self.args.lr_1d == "official" else self.args.lr
         wd, q = self.args.weight_decay, len(seeds)
-        streams = [self.queries.draws(s, official_refresh) for s in seeds]
+        streams = [self.queries.draws(s, p_draw) for s in seeds]
         for j, p in enumerate(self.params):
             draws = [next(s)[2] for s in streams]
             R = torch.zeros_like(draws[0])
@@ -182,8 +194,8 @@ class ZOMuon:
         kept = list(self.queries.P)
 
         def cycle() -> None:
-            self.add_query_(seed, self.args.eps, redraw_p=True, keep_p=True)
-            self.add_query_(seed, -self.args.eps, redraw_p=True, keep_p=True)
+            self.add_query_(seed, self.args.eps, "new")
+            self.add_query_(seed, -self.args.eps, "consume")
 
         try:
             return restore_drift(self.params, cycle)
