@@ -170,7 +170,7 @@ def test_subzero_basis_is_fixed_inside_a_window_and_redrawn_at_its_boundary():
 # ---------------------------------------------------------------- ZO-Muon
 
 
-def muon_expected(model, before, seeds, Ps_perturb, P_update, lr, eps, lr_1d, draw_p_first):
+def muon_expected(model, before, seeds, Ps_perturb, P_update, lr, eps, lr_1d, draw_p_first, orthogonalise=None):
     """§4.2 by hand on the linear loss: c_i = (L(θ+ε(P_i·u_i, z_i)) − L(θ))/ε, R = mean c_i·u_i,
     W ← W − lr·P·NS5(R), b ← b − lr_1d·mean c_i·z_i."""
     m, n = model.W.shape
@@ -189,7 +189,7 @@ def muon_expected(model, before, seeds, Ps_perturb, P_update, lr, eps, lr_1d, dr
         zs.append(z)
     R = sum(c * u for c, u in zip(cs, us)) / len(seeds)
     g1 = sum(c * z for c, z in zip(cs, zs)) / len(seeds)
-    return before["W"] - lr * P_update @ newton_schulz5(R), before["b"] - lr_1d * g1
+    return before["W"] - lr * P_update @ (orthogonalise or newton_schulz5)(R), before["b"] - lr_1d * g1
 
 
 def test_zo_muon_fixed_step_matches_the_hand_computed_update():
@@ -207,6 +207,36 @@ def test_zo_muon_fixed_step_matches_the_hand_computed_update():
     torch.testing.assert_close(model.W.detach(), W, atol=1e-8, rtol=0)
     torch.testing.assert_close(model.b.detach(), b, atol=1e-14, rtol=0)
     torch.testing.assert_close(P.T @ P, torch.eye(2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "muon_svd"])
+def test_zo_muon_other_optimizers_match_the_hand_computed_update(optimizer):
+    """optimizer=sgd applies R itself, muon_svd the exact U·Vᵀ of R's SVD; everything else as §4.2."""
+    model = Linear()
+    before = snapshot(model)
+    method = zo_muon.build(model, zo_muon.Args(lr=1e-2, rank=2, queries=3, rng="fixed", optimizer=optimizer), 0)
+    method.step(model)
+    base = step_seeds(0, 1)[0]
+    P = method.queries.P[0]
+    ortho = (lambda R: R) if optimizer == "sgd" else zo_muon.exact_orthogonalise
+    W, _ = muon_expected(model, before, [base, base + 1, base + 2], [P] * 3, P, 1e-2, 1e-3, 1e-7, False, ortho)
+    torch.testing.assert_close(model.W.detach(), W, atol=1e-8, rtol=0)
+
+
+def test_zo_muon_two_sided_mode_is_one_central_query():
+    """mode=two_sided: c = (L₊ − L₋)/2ε along (P·u, z) of one seed, 2 forwards, logged (L₊ + L₋)/2;
+    for a linear loss c = <G, P·u> + <g, z> and W ← W − lr·P·NS5(c·u)."""
+    model = Linear()
+    before = snapshot(model)
+    method = zo_muon.build(model, zo_muon.Args(lr=1e-2, rank=2, rng="fixed", mode="two_sided"), 0)
+    calls = []
+    logged = method.step(lambda: calls.append(1) or model())
+    assert len(calls) == 2 == method.forwards_per_step
+    assert logged == pytest.approx(float(model.G.mul(before["W"]).sum() + model.g.mul(before["b"]).sum()), rel=1e-6)
+    (base,) = step_seeds(0, 1)
+    P = method.queries.P[0]
+    W, _ = muon_expected(model, before, [base], [P], P, 1e-2, 1e-3, 1e-7, False)
+    torch.testing.assert_close(model.W.detach(), W, atol=1e-8, rtol=0)
 
 
 def test_zo_muon_official_rng_reproduces_the_refresh_step_pairing_and_fixed_does_not():
@@ -299,6 +329,15 @@ def test_sparse_mezo_step_moves_exactly_the_smallest_quarter_as_computed_by_hand
     after = model.weight.detach()
     assert torch.equal(after[~mask], KNOWN[~mask])
     torch.testing.assert_close(after, KNOWN - lr * c * z, atol=1e-10, rtol=0)
+
+
+def test_sparse_mezo_signed_literal_rule_keeps_every_value_below_the_threshold():
+    """mask_rule=signed-literal (the pseudocode's θ ≤ h): all negative entries and the small positive
+    ones move; with abs only |θ| ≤ h moves. h is the same magnitude quantile (0.3 here)."""
+    model = QuadModule(KNOWN)
+    sparse_mezo.build(model, sparse_mezo.Args(lr=1e-2, sparsity=0.75, mask_rule="signed-literal"), 0).step(model)
+    moved = model.weight.detach() != KNOWN
+    assert torch.equal(moved, KNOWN <= 0.3)
 
 
 def test_sparse_mezo_recompute_drifts_at_the_threshold_and_the_exact_impls_do_not():
