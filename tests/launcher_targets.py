@@ -34,3 +34,9 @@ def cell_oom(payload, emit):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
     except Exception as exc:
         return {"status": status_for(exc)}
+
+
+def temp_dir(payload, emit):
+    import tempfile
+
+    return tempfile.gettempdir()

@@ -44,6 +44,11 @@ class Progress:
         self.done += 1
         self._print(f"[{self.done}/{self.total}] {cell_id}: already has an ok record, skipped (--force reruns)")
 
+    def held(self, cell_id: str, holder: dict[str, Any]) -> None:
+        self.done += 1
+        self._print(f"[{self.done}/{self.total}] {cell_id}: running elsewhere (pid {holder.get('pid', '?')} on "
+                    f"{holder.get('host', '?')}), skipped")
+
     def cell_started(self, cell_id: str) -> None:
         left = self.total - self.done
         eta = f", ETA {human_seconds(sum(self.durations) / len(self.durations) * left)}" if self.durations else ""
@@ -58,6 +63,8 @@ class Progress:
             else:
                 self._close_bar()
                 self._print(f"  {data['phase']}…")
+        elif kind == "warning":
+            self._print(f"  warning: {data['message']}")
         elif kind == "step" and self.bar is not None:
             self.bar.set_postfix_str(
                 f"loss {data['loss']:.4f}, {data['step_time_s'] * 1000:.0f} ms/step, "
