@@ -23,6 +23,7 @@ import math
 import torch
 
 from zobench.api import Closure
+from zobench.ranges import ranged
 from zobench.methods._zo import draw_step_seed, perturb_, restore_drift
 
 VERSION = "1"
@@ -30,13 +31,13 @@ VERSION = "1"
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-7  # README
-    eps: float = 1e-4  # README
-    subspace_dim: int = 2  # k (README; CLI default 1)
-    num_samples: int = 3  # m (README; CLI default 4)
+    lr: float = ranged(1e-7, gt=0)  # README
+    eps: float = ranged(1e-4, gt=0)  # README
+    subspace_dim: int = ranged(2, ge=1)  # k (README; CLI default 1)
+    num_samples: int = ranged(3, ge=1)  # m (README; CLI default 4)
     adaptive: bool = True
     one_sided: bool = True  # README; CLI default is two-sided
-    noise_ema: float = 0.1  # β
+    noise_ema: float = ranged(0.1, gt=0, le=1)  # β
 
 
 @dataclasses.dataclass

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 
 from zobench.api import Closure
+from zobench.ranges import ranged
 from zobench.methods._directions import lockstep, rademacher_directions, rademacher_draw
 from zobench.methods._zo import draw_step_seed, restore_drift
 
@@ -33,13 +34,13 @@ VERSION = "1"
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-5  # fzoo.sh default (README OPT-13B WSC: 5e-5 with eps 1e-4)
-    eps: float = 1e-3  # fzoo.sh default
-    n_dirs: int = 8  # --N
+    lr: float = ranged(1e-5, gt=0)  # fzoo.sh default (README OPT-13B WSC: 5e-5 with eps 1e-4)
+    eps: float = ranged(1e-3, gt=0)  # fzoo.sh default
+    n_dirs: int = ranged(8, ge=2)  # --N
     convention: Literal["code", "paper"] = "code"
     sigma: Literal["auto", "population", "unbiased"] = "auto"  # auto: population (code) / unbiased (paper)
     update: Literal["sequential", "fused"] = "sequential"
-    sigma_floor: float = 0.0  # 0: the original (no guard)
+    sigma_floor: float = ranged(0.0, ge=0)  # 0: the original (no guard)
 
 
 def coefficients(losses: list[float], base: float, args: Args) -> torch.Tensor:

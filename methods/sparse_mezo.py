@@ -31,6 +31,7 @@ from typing import Iterator, Literal
 import torch
 
 from zobench.api import Closure
+from zobench.ranges import ranged
 from zobench.methods._directions import generator, key_seed
 from zobench.methods._zo import restore_drift, draw_step_seed
 from zobench.methods.mezo import uses_decay
@@ -40,13 +41,13 @@ VERSION = "1"
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-6  # MeZO's; the paper's per-model values are not public (reference §6.5)
-    eps: float = 1e-3  # MeZO's
-    sparsity: float = 0.8  # fraction NOT perturbed; the paper's best on most tasks
+    lr: float = ranged(1e-6, gt=0)  # MeZO's; the paper's per-model values are not public (reference §6.5)
+    eps: float = ranged(1e-3, gt=0)  # MeZO's
+    sparsity: float = ranged(0.8, ge=0, lt=1)  # fraction NOT perturbed; the paper's best on most tasks
     impl: Literal["hooks", "bool-mask", "recompute"] = "hooks"
     mask_rule: Literal["abs", "signed-literal"] = "abs"  # the text's |θ| ≤ h, or the pseudocode's θ ≤ h
     mask_1d: Literal["dense", "masked"] = "dense"
-    weight_decay: float = 0.0
+    weight_decay: float = ranged(0.0, ge=0)
 
 
 def magnitude_threshold(p: torch.Tensor, keep: float) -> float:

@@ -24,6 +24,7 @@ from typing import Literal
 import torch
 
 from zobench.api import Closure
+from zobench.ranges import ranged
 from zobench.methods._directions import as_matrix, generator, key_seed, orthonormal_columns
 from zobench.methods._zo import draw_step_seed, restore_drift, two_point
 
@@ -32,10 +33,10 @@ VERSION = "1"
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-7  # ZO-Muon's SubZero baseline script (OPT-13B FT)
-    eps: float = 1e-3  # run.py zo_eps
-    rank: int = 24  # README (OPT-1.3B); run.py default 8, ZO-Muon's script 48
-    refresh: int = 1000  # T₀ = update_interval (README and paper default F)
+    lr: float = ranged(1e-7, gt=0)  # ZO-Muon's SubZero baseline script (OPT-13B FT)
+    eps: float = ranged(1e-3, gt=0)  # run.py zo_eps
+    rank: int = ranged(24, ge=1)  # README (OPT-1.3B); run.py default 8, ZO-Muon's script 48
+    refresh: int = ranged(1000, ge=1)  # T₀ = update_interval (README and paper default F)
     basis: Literal["orthonormal", "gaussian"] = "orthonormal"
     one_side: bool = False  # perturbation_mode=one_side: (L₊ − L₀)/ε
 

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 
 from zobench.api import Closure
+from zobench.ranges import ranged
 from zobench.methods._directions import (as_matrix, exact_orthogonalise, generator, key_seed, newton_schulz5,
                                           orthonormal_columns)
 from zobench.methods._zo import draw_step_seed, restore_drift
@@ -36,17 +37,17 @@ OFFICIAL_LR_1D = 1e-7  # LowDimTrainer.py's hard-coded learning rate for biases 
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-2  # README, OPT-13B ZO-Muon
-    eps: float = 1e-3
-    rank: int = 64
-    refresh: int = 100  # ν = STEP_INTERVAL
-    queries: int = 4  # N_q = NUM_SAMPLES
+    lr: float = ranged(1e-2, ge=0)  # README, OPT-13B ZO-Muon
+    eps: float = ranged(1e-3, gt=0)
+    rank: int = ranged(64, ge=1)
+    refresh: int = ranged(100, ge=1)  # ν = STEP_INTERVAL
+    queries: int = ranged(4, ge=1)  # N_q = NUM_SAMPLES
     optimizer: Literal["muon", "muon_svd", "sgd"] = "muon"
     mode: Literal["multi_one_sided", "two_sided"] = "multi_one_sided"
     lr_1d: Literal["official", "same-as-lr"] = "official"
     rng: Literal["official", "fixed"] = "official"
     ns_dtype: Literal["param", "fp32"] = "param"  # the original runs NS5 in the param dtype
-    weight_decay: float = 0.0  # scripts: HF default 0
+    weight_decay: float = ranged(0.0, ge=0)  # scripts: HF default 0
 
 
 class SubspaceQueries:

@@ -464,14 +464,15 @@ def test_fzoo_constant_loss_gives_a_non_finite_step_unless_sigma_is_floored():
 
 
 def test_fzoo_tied_losses_end_the_cell_as_diverged_and_a_floor_keeps_it_ok():
-    """End to end on the tiny Llama: ε = 0 makes every perturbed loss equal the base loss, so σ = 0;
+    """End to end on the tiny Llama: ε = 1e-30 is below every weight's ulp, so every perturbed loss equals
+    the base loss and σ = 0;
     the record says diverged with a non-finite-loss event. sigma_floor > 0 finishes ok."""
     cell = expand(load_suite("smoke"), Overrides(methods=["fzoo"]))[0]
-    record = execute_cell({"cell": dataclasses.replace(cell, steps=3, args={**cell.args, "eps": 0.0}).to_dict(),
+    record = execute_cell({"cell": dataclasses.replace(cell, steps=3, args={**cell.args, "eps": 1e-30}).to_dict(),
                            "data_dir": None}, lambda k, d: None)
     assert record["status"] == "diverged"
     assert record["divergence"][-1]["kind"] == "non_finite_loss"
-    floored = dataclasses.replace(cell, steps=2, args={**cell.args, "eps": 0.0, "sigma_floor": 1e-6})
+    floored = dataclasses.replace(cell, steps=2, args={**cell.args, "eps": 1e-30, "sigma_floor": 1e-6})
     record = execute_cell({"cell": floored.to_dict(), "data_dir": None}, lambda k, d: None)
     assert record["status"] == "ok"
 
