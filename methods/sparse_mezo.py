@@ -68,15 +68,22 @@ class SparseMeZO:
         self.params = [p for _, p in named]
         self.decay = [uses_decay(n) for n, _ in named]
         self.args = args
-        keep = 1.0 - args.sparsity
-        self.thresholds = [magnitude_threshold(p, keep) if (p.ndim >= 2 or args.mask_1d == "masked") else None
-                           for p in self.params]
+        self._thresholds: list[float | None] | None = None  # from θ₀, at first use (meta-device builds)
         self.masks: list[torch.Tensor | None] = [None] * len(self.params)  # bool-mask only, this step's
         self.seed_source = torch.Generator().manual_seed(seed)
         self.forwards_per_step = 2
         self.variant = f"paper-reimpl+{args.impl}+s{args.sparsity:g}+mask-{args.mask_rule}+1d-{args.mask_1d}" \
             "+thresholds-once"
         model.eval()
+
+    @property
+    def thresholds(self) -> list[float | None]:
+        """h_j per tensor from the weights before the first step (None: perturbed densely)."""
+        if self._thresholds is None:
+            keep = 1.0 - self.args.sparsity
+            self._thresholds = [magnitude_threshold(p, keep) if (p.ndim >= 2 or self.args.mask_1d == "masked")
+                                else None for p in self.params]
+        return self._thresholds
 
     def mask(self, j: int) -> torch.Tensor | None:
         """m_j from the tensor's current values (None: the tensor is perturbed densely)."""

@@ -110,8 +110,9 @@ class SubZero:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.args = args
         self.seed_source = torch.Generator().manual_seed(seed)
+        # Bases are drawn on first use (step or drift probe), so the method can be built on the
+        # meta device for the pre-flight check.
         self.directions = SubspaceDirections(self.params, args.rank, args.basis, key_seed(seed, 1))
-        self.directions.ensure_window(0)
         self.forwards_per_step = 2
         self.variant = f"{args.basis}-basis-keyed+r{args.rank}+T{args.refresh}+" + \
             ("one-side" if args.one_side else "two-side+fused-restore-update")
@@ -137,6 +138,8 @@ class SubZero:
         return loss
 
     def drift_probe(self, seed: int = 12345) -> dict[str, float]:
+        self.directions.ensure_window(self.t // self.args.refresh)
+
         def cycle() -> None:
             for scale in (self.args.eps, -2 * self.args.eps, self.args.eps):
                 self.directions.add_(seed, scale)

@@ -103,6 +103,7 @@ def test_subzero_basis_is_orthonormal_and_direction_has_the_dense_norm():
     model = torch.nn.Linear(8, 12)
     method = subzero.build(model, subzero.Args(rank=2), 0)
     d = method.directions
+    d.ensure_window(0)
     U, V = d.U[0].double(), d.V[0].double()
     torch.testing.assert_close(U.T @ U, torch.eye(2, dtype=torch.float64), atol=1e-6, rtol=0)
     torch.testing.assert_close(V.T @ V, torch.eye(2, dtype=torch.float64), atol=1e-6, rtol=0)
@@ -123,6 +124,7 @@ def test_subzero_gaussian_basis_keeps_the_norm_alignment_in_expectation():
     the basis, E_Z‖d‖² = (mn/r²)·‖U‖²·‖V‖² (Z has iid unit entries), checked to 10% over 4000 draws."""
     model = torch.nn.Linear(8, 12, bias=False)
     d = subzero.build(model, subzero.Args(rank=2, basis="gaussian"), 0).directions
+    d.ensure_window(0)
     expected = 96 / 4 * float(d.U[0].pow(2).sum()) * float(d.V[0].pow(2).sum())
     sq = torch.tensor([float(d.direction(s, 0).pow(2).sum()) for s in range(4000)])
     assert abs(float(sq.mean()) - expected) < 0.1 * expected
