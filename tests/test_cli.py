@@ -26,9 +26,9 @@ def test_run_show_report_and_resume(tmp_path):
     first = zobench("run", "--suite", "smoke", "--results-dir", str(res), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     records = sorted((res / "runs" / "smoke").glob("*.json"))
-    assert [p.stem for p in records] == [
-        "random-tiny-llama--synthetic--floor--s0", "random-tiny-llama--synthetic--ft--s0",
-        "random-tiny-llama--synthetic--mezo--s0"]
+    assert [p.stem for p in records] == [f"random-tiny-llama--synthetic--{m}--s0" for m in sorted((
+        "bszo", "floor", "forward-grad", "ft", "fzoo", "hizoo", "mezo", "mezo-svrg", "sparse-mezo", "subzero",
+        "zo-adam", "zo-cons", "zo-momentum", "zo-muon", "zo-sign"))]
     for path in records:
         record = json.loads(path.read_text())
         assert record["status"] == "ok"
