@@ -67,8 +67,17 @@ def run(
     results_dir: Path = ResultsDir,
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="benchmark data (default: $ZOBENCH_DATA_DIR, else the HF hub)"),
     force: bool = typer.Option(False, "--force", help="rerun cells that already have an ok record"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local (default), ray or slurm; over the suite's executor: section"),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="local: GPU indices to use, e.g. 0,1,2,3 (default: all visible)"),
+    parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="local: CPU cells at once (default 1; recorded)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="ray: the cluster to join (default: start a local Ray)"),
+    executor_option: Optional[list[str]] = typer.Option(None, "--executor-option", help="KEY=VALUE for the chosen executor, e.g. partition=gpu"),
+    detach: bool = typer.Option(False, "--detach", help="slurm: return once every job is submitted (see zobench status)"),
 ) -> None:
     """Run a suite: every cell in its own process; records land in RESULTS_DIR."""
+    from zobench.executors import executor_spec, make_executor
+    from zobench.executors.progress import PoolProgress
+    from zobench.progress import Progress
     from zobench.report import markdown_report
     from zobench.runner import preflight, run_cells
     from zobench.store import atomic_write_text
@@ -82,16 +91,38 @@ def run(
         cells = expand(spec, overrides)
         data_path = resolve_data_dir(data_dir)
         preflight(cells, data_path)
+        chosen = executor_spec(spec.settings["executor"], executor,
+                               {"gpus": gpus, "parallel": parallel, "address": ray_address,
+                                **_key_values(executor_option, "--executor-option")}, f"suite {spec.source}")
+        if detach and chosen.name != "slurm":
+            raise UserError("--detach needs --executor slurm (local and ray records come back to this driver)")
+        sequential = chosen.name == "local" and chosen.options.get("parallel", 1) == 1 and \
+            chosen.options.get("gpus") in (None, "", [])
+        progress = Progress(len(cells)) if sequential else PoolProgress(len(cells))
+        engine = make_executor(chosen, results_dir, on_start=progress.cell_started, on_message=progress.handle)
+        if chosen.name == "local":
+            from zobench.executors.devices import Need, check_fits
+            from zobench.executors.local import gpus_needed
+
+            check_fits([Need(c.cell_id, gpus_needed(c, engine.gpus)) for c in cells], engine.gpus)
+            if len(engine.gpus) > 1 and isinstance(progress, Progress):
+                progress = PoolProgress(len(cells))
+                engine.on_start, engine.on_message = progress.cell_started, progress.handle
     except UserError as exc:
         _fail(exc)
     for entry in pending_for(spec, overrides):  # listed by the suite, not runnable yet: say so, never drop silently
         typer.echo(entry.message(spec.source), err=True)
-    typer.echo(f"suite {spec.name}: {len(cells)} cells → {results_dir}/runs/{spec.name}/", err=True)
+    typer.echo(f"suite {spec.name}: {len(cells)} cells → {results_dir}/runs/{spec.name}/ ({chosen.name})", err=True)
     try:
-        records = run_cells(cells, results_dir, data_path, force=force)
+        records = run_cells(cells, results_dir, data_path, force=force, progress=progress, executor=engine,
+                            detach=detach)
     except KeyboardInterrupt:
-        typer.echo("interrupted: finished cells are saved; run the same command again to resume", err=True)
+        typer.echo("interrupted: outstanding cells cancelled, finished cells are saved; run the same command again "
+                   "to resume", err=True)
         raise typer.Exit(130)
+    if detach:
+        typer.echo(f"submitted; follow with `zobench status --suite {spec.name} --results-dir {results_dir}`", err=True)
+        return
     df = _load(results_dir, spec.name)
     report = markdown_report(df)
     atomic_write_text(results_dir / "reports" / f"{spec.name}.md", report)
@@ -100,6 +131,60 @@ def run(
     if failed:
         typer.echo(f"{len(failed)} cell(s) failed: {', '.join(failed)} (see their records)", err=True)
         raise typer.Exit(1)
+
+
+def _key_values(items: Optional[list[str]], flag: str) -> dict:
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} takes KEY=VALUE, got '{item}'")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@app.command()
+def status(
+    suite: Optional[str] = typer.Option(None, "--suite", help="only this suite (a name)"),
+    results_dir: Path = ResultsDir,
+) -> None:
+    """Each cell's state: pending, running, done (with its status) or failed, with job ids."""
+    from zobench.executors.status import cell_states, suites_in
+
+    try:
+        names = [suite] if suite else suites_in(results_dir)
+        if not names:
+            raise UserError(f"nothing under '{results_dir}'; run `zobench run` first or pass --results-dir")
+        for name in names:
+            rows = cell_states(results_dir, name)
+            counts = {state: sum(r["state"] == state for r in rows) for state in ("pending", "running", "done", "failed")}
+            typer.echo(f"suite {name}: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+            for r in rows:
+                status_text = f" ({r['status']})" if r["status"] and r["state"] in ("done", "failed") else ""
+                job = f"  {r['executor']} {r['job_id']}" if r["job_id"] else f"  {r['executor']}"
+                typer.echo(f"  {r['state']:8} {r['cell_id']}{status_text}{job}")
+    except UserError as exc:
+        _fail(exc)
+
+
+@app.command()
+def cancel(
+    suite: str = typer.Option(..., "--suite", help="the suite whose queued and running Slurm jobs to cancel"),
+    results_dir: Path = ResultsDir,
+) -> None:
+    """Cancel a suite's Slurm jobs (scancel) and free their cells; Ray and local runs stop with Ctrl-C."""
+    from zobench.executors.status import cancel_suite
+
+    try:
+        cancelled, others = cancel_suite(results_dir, suite)
+    except UserError as exc:
+        _fail(exc)
+    typer.echo(f"cancelled {len(cancelled)} slurm job(s)" + (f": {', '.join(cancelled)}" if cancelled else ""))
+    for info in others:
+        typer.echo(f"  {info['cell_id']}: held by {info.get('executor')} (host {info.get('host')}, pid {info.get('pid')}); "
+                   "stop that run with Ctrl-C", err=True)
 
 
 class Listable(str, Enum):

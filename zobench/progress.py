@@ -44,6 +44,13 @@ class Progress:
         self.done += 1
         self._print(f"[{self.done}/{self.total}] {cell_id}: already has an ok record, skipped (--force reruns)")
 
+    def held(self, cell_id: str, holder: dict[str, Any]) -> None:
+        """Another run (or a queued Slurm job) holds the cell's claim: not run twice."""
+        self.done += 1
+        job = f" job {holder['job_id']}" if holder.get("job_id") else ""
+        self._print(f"[{self.done}/{self.total}] {cell_id}: held by {holder.get('executor', '?')}{job} "
+                    f"(host {holder.get('host', '?')}, pid {holder.get('pid', '?')}), skipped")
+
     def cell_started(self, cell_id: str) -> None:
         left = self.total - self.done
         eta = f", ETA {human_seconds(sum(self.durations) / len(self.durations) * left)}" if self.durations else ""

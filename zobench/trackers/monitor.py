@@ -52,6 +52,30 @@ class _Sampler:
         self.cpu_at_phase_start = time.process_time()
         self.baseline: dict[str, Any] = {}
         self.procs: dict[int, Any] = {}
+        self.cpu_marks = self._cpu_marks()
+
+    def _cpu_marks(self) -> dict[str, Any]:
+        """System busy CPU seconds, the cell tree's per pid (the monitor's own included), and the time."""
+        import psutil
+
+        t = psutil.cpu_times()
+        busy = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+        tree = {os.getpid(): time.process_time()}
+        for pid in self._our_pids():
+            try:
+                c = psutil.Process(pid).cpu_times()
+                tree[pid] = c.user + c.system
+            except psutil.Error:
+                pass
+        return {"busy": busy, "tree": tree, "at": time.monotonic()}
+
+    def _close_cpu(self, stats: dict[str, Any]) -> None:
+        """Other processes' CPU seconds in the phase that ends: system busy time minus the cell tree's."""
+        before, after = self.cpu_marks, self._cpu_marks()
+        own = sum(after["tree"].get(pid, cpu) - before["tree"].get(pid, 0.0) for pid, cpu in after["tree"].items())
+        stats["other_cpu_s"] = stats.get("other_cpu_s", 0.0) + max(after["busy"] - before["busy"] - own, 0.0)
+        stats["wall_s"] = stats.get("wall_s", 0.0) + after["at"] - before["at"]
+        self.cpu_marks = after
 
     def _energy(self) -> int | None:
         if self.handle is None:
@@ -115,6 +139,7 @@ class _Sampler:
         self.energy_at_phase_start = energy
         cpu = time.process_time()  # the monitor's own cost in the phase that ends
         stats = self.phases.setdefault(self.phase, {})
+        self._close_cpu(stats)
         stats["monitor_cpu_s"] = stats.get("monitor_cpu_s", 0.0) + cpu - self.cpu_at_phase_start
         self.cpu_at_phase_start = cpu
         self.phase = phase
