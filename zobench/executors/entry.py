@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import socket
+import sys
 import time
 from typing import Any, Callable
 
@@ -25,8 +27,19 @@ from zobench.worker import execute_cell, new_record
 OnMessage = Callable[[str, dict], None]
 
 
+def die_with_parent() -> None:
+    """Linux: the kernel kills this cell process when the thread that started it dies, so a
+    force-cancelled Ray worker or a killed driver never leaves an orphan cell holding a GPU."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def pinned(target: Target, payload: dict[str, Any], emit: OnMessage) -> Any:
     """Child side: pin the cell to its GPUs before anything initialises CUDA."""
+    die_with_parent()
     devices = payload.get("cuda_visible_devices")
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices

@@ -28,7 +28,7 @@ class PoolProgress:
         eta = ""
         if self.durations:
             eta = f", ETA {human_seconds(sum(self.durations) / len(self.durations) * left / self.max_running)}"
-        return f"({self.running} running, {self.done} done, {left} left{eta})"
+        return f"({self.running} in flight, {self.done} done, {left} left{eta})"
 
     def skipped(self, cell_id: str) -> None:
         self.done += 1

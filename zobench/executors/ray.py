@@ -43,12 +43,12 @@ class RayExecutor:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self.ray = ray
         self.cpus, self.memory_gb, self.target = cpus, memory_gb, target
-        self.task = ray.remote(ray_cell)
+        self.task = ray.remote(max_calls=1)(ray_cell)  # max_calls is not accepted by .options()
         self.refs: dict[Any, tuple[str, Cell]] = {}
 
     def submit(self, cell: Cell, payload: dict[str, Any]) -> str:
         gpus = 0 if cell.device == "cpu" else cell.gpus
-        options = {"num_gpus": gpus, "num_cpus": self.cpus, "max_calls": 1, "max_retries": RETRIES,
+        options = {"num_gpus": gpus, "num_cpus": self.cpus, "max_retries": RETRIES,
                    "retry_exceptions": False, "name": cell.cell_id}
         if self.memory_gb:
             options["memory"] = int(self.memory_gb * 2**30)
