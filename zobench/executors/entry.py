@@ -72,7 +72,10 @@ def run_cell(payload: dict[str, Any], executor: dict[str, Any], target: Target =
         others = cotenancy.leave()
     record = outcome.result if outcome.status == "ok" else failure_record(cell, outcome.status, outcome.error)
     marks["ended_at"] = time.time()
+    env = record.get("env", {})
+    held = env.get("gpus") or ([env["gpu"]] if env.get("gpu") else [])
     record["executor"] = {**executor, "host": socket.gethostname(), "pid": os.getpid(),
+                          "gpu_uuids": [g["uuid"] for g in held if g.get("uuid")],
                           "cuda_visible_devices": payload.get("cuda_visible_devices",
                                                               os.environ.get("CUDA_VISIBLE_DEVICES")),
                           "submitted_at": payload.get("submitted_at"), **marks, "cotenant_cells": others}

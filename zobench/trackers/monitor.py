@@ -6,6 +6,8 @@ and stops it with a handshake: ``conn.poll(interval)`` is both the monitor's sle
 its stop signal, so nobody busy-waits.
 Without NVML or a GPU it still records the RSS timeline, at a slower pace, and says
 why NVML figures are missing.
+A cell on several GPUs passes all their UUIDs: memory is summed over them (nvml.combine_samples)
+and each GPU's own peak is kept (``nvml_process_peak_bytes_per_gpu``, in the order given).
 Usage: ``m = Monitor.start(os.getpid(), uuid); m.mark("train"); stats = m.stop()``.
 """
 
@@ -28,18 +30,20 @@ def _max(a: int | None, b: int | None) -> int | None:
 class _Sampler:
     """Runs inside the monitor process."""
 
-    def __init__(self, pid: int, uuid: str | None):
+    def __init__(self, pid: int, uuid: str | list[str] | None):
         import psutil
 
         self.root = psutil.Process(pid)
-        self.handle, self.nvml_reason = None, "no GPU UUID given (CPU cell)"
-        if uuid:
+        self.handles, self.nvml_reason = [], "no GPU UUID given (CPU cell)"
+        uuids = [uuid] if isinstance(uuid, str) else list(uuid or [])
+        if uuids:
             try:
                 from zobench.trackers.nvml import open_handle
 
-                self.handle, self.nvml_reason = open_handle(uuid), None
+                self.handles, self.nvml_reason = [open_handle(u) for u in uuids], None
             except Exception as exc:
                 self.nvml_reason = f"NVML not available: {type(exc).__name__}: {exc}"
+        self.handle = self.handles[0] if self.handles else None
         self.pids: set[int] = set()
         self.pids_at = 0.0
         self.phases: dict[str, dict[str, Any]] = {}
@@ -82,7 +86,8 @@ class _Sampler:
             return None
         from zobench.trackers.nvml import read_energy_mj
 
-        return read_energy_mj(self.handle)
+        energies = [read_energy_mj(h) for h in self.handles]
+        return None if any(e is None for e in energies) else sum(energies)
 
     def _our_pids(self) -> set[int]:
         now = time.monotonic()
@@ -113,12 +118,16 @@ class _Sampler:
     def sample_gpu(self) -> None:
         if self.handle is None:
             return
-        from zobench.trackers.nvml import read_memory
+        from zobench.trackers.nvml import combine_samples, read_memory
 
-        s = read_memory(self.handle, self._our_pids())
+        pids = self._our_pids()
+        s = combine_samples([read_memory(h, pids) for h in self.handles])
         self.process_seen |= s["process_bytes"] is not None
         self.foreign.update(s["foreign_pids"])
         stats = self.phases.setdefault(self.phase, {})
+        if len(self.handles) > 1:
+            peaks = stats.get("nvml_process_peak_bytes_per_gpu") or [None] * len(self.handles)
+            stats["nvml_process_peak_bytes_per_gpu"] = [_max(a, b) for a, b in zip(peaks, s["per_gpu"])]
         stats["nvml_process_peak_bytes"] = _max(stats.get("nvml_process_peak_bytes"), s["process_bytes"])
         stats["nvml_device_used_peak_bytes"] = _max(stats.get("nvml_device_used_peak_bytes"), s["device_used_bytes"])
         if not self.baseline:
@@ -162,7 +171,7 @@ class _Sampler:
         }
 
 
-def _monitor_main(conn, pid: int, uuid: str | None) -> None:
+def _monitor_main(conn, pid: int, uuid: str | list[str] | None) -> None:
     sampler = _Sampler(pid, uuid)
     interval = NVML_INTERVAL_S if sampler.handle is not None else RSS_INTERVAL_S
     sampler.sample_gpu()
@@ -195,7 +204,7 @@ class Monitor:
         self.proc, self.conn, self.ready = proc, conn, ready
 
     @classmethod
-    def start(cls, pid: int, uuid: str | None, timeout_s: float = 60) -> "Monitor":
+    def start(cls, pid: int, uuid: str | list[str] | None, timeout_s: float = 60) -> "Monitor":
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_monitor_main, args=(child, pid, uuid), daemon=True)
