@@ -3,9 +3,11 @@ claims taken once in the driver, resume, co-tenancy and contention in the record
 
 from __future__ import annotations
 
+import _thread
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -31,11 +33,14 @@ def test_pack_gives_each_cell_its_own_gpus_first_fit():
     assert pack([Need("big", 4)], [1, 3], cpu_slots=0) == []
 
 
-def test_pack_cpu_cells_take_cpu_slots_only():
-    """CPU cells run one at a time unless more CPU slots (--parallel) are allowed; they never take GPUs."""
+def test_pack_cpu_cells_take_cpu_slots_only_and_never_run_beside_gpu_cells():
+    """CPU cells run one at a time unless more CPU slots (--parallel) are allowed; they never take GPUs,
+    and CPU and GPU cells never run at once (each would distort the other's step times)."""
     waiting = [Need("x", 0), Need("y", 0), Need("g", 1)]
-    assert pack(waiting, [5], cpu_slots=1) == [("x", []), ("g", [5])]
+    assert pack(waiting, [5], cpu_slots=1) == [("x", [])]
     assert pack(waiting, [], cpu_slots=2) == [("x", []), ("y", [])]
+    assert pack(waiting, [5], cpu_slots=2, running="gpu") == [("g", [5])]
+    assert pack(waiting, [5], cpu_slots=1, running="cpu") == [("x", [])]
 
 
 def test_gpu_lists_are_checked(monkeypatch):
@@ -103,6 +108,28 @@ def test_claimed_cells_are_not_run_and_finished_cells_resume(tmp_path):
     second = drive(LocalExecutor(gpus=[], target=targets.reports_devices), cells, tmp_path, None)
     assert [r["cell_id"] for r in second] == [cells[0].cell_id]
     assert drive(LocalExecutor(gpus=[], target=targets.reports_devices), cells, tmp_path, None) == []
+
+
+def test_ctrl_c_stops_running_local_cells(tmp_path):
+    """Ctrl-C in the driver ends the running cells' processes (no orphan finishes later), stores nothing
+    and releases every claim."""
+    started, marks = tmp_path / "started", tmp_path / "marks"
+    started.mkdir(), marks.mkdir()
+    cells = [make_cell(i, sleep_s=5, started_dir=str(started), marker_dir=str(marks)) for i in range(3)]
+
+    def interrupt_once_running() -> None:
+        deadline = time.monotonic() + 60
+        while not list(started.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_once_running, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        drive(LocalExecutor(gpus=[0, 1], target=targets.sleeps_then_marks), cells, tmp_path / "r", None)
+    time.sleep(6)  # past the cells' own sleep
+    assert list(started.iterdir()) and not list(marks.iterdir())
+    assert not list((tmp_path / "r").rglob("runs/**/*.json"))
+    assert not list((tmp_path / "r" / "claims" / "exec-test").glob("*.claim"))
 
 
 def test_monitor_counts_other_processes_cpu_and_marks_contended():

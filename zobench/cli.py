@@ -75,9 +75,7 @@ def run(
     detach: bool = typer.Option(False, "--detach", help="slurm: return once every job is submitted (see zobench status)"),
 ) -> None:
     """Run a suite: every cell in its own process; records land in RESULTS_DIR."""
-    from zobench.executors import executor_spec, make_executor
-    from zobench.executors.progress import PoolProgress
-    from zobench.progress import Progress
+    from zobench.executors import executor_spec, prepare
     from zobench.report import markdown_report
     from zobench.runner import preflight, run_cells
     from zobench.store import atomic_write_text
@@ -96,18 +94,7 @@ def run(
                                 **_key_values(executor_option, "--executor-option")}, f"suite {spec.source}")
         if detach and chosen.name != "slurm":
             raise UserError("--detach needs --executor slurm (local and ray records come back to this driver)")
-        sequential = chosen.name == "local" and chosen.options.get("parallel", 1) == 1 and \
-            chosen.options.get("gpus") in (None, "", [])
-        progress = Progress(len(cells)) if sequential else PoolProgress(len(cells))
-        engine = make_executor(chosen, results_dir, on_start=progress.cell_started, on_message=progress.handle)
-        if chosen.name == "local":
-            from zobench.executors.devices import Need, check_fits
-            from zobench.executors.local import gpus_needed
-
-            check_fits([Need(c.cell_id, gpus_needed(c, engine.gpus)) for c in cells], engine.gpus)
-            if len(engine.gpus) > 1 and isinstance(progress, Progress):
-                progress = PoolProgress(len(cells))
-                engine.on_start, engine.on_message = progress.cell_started, progress.handle
+        engine, progress = prepare(chosen, cells, results_dir)
     except UserError as exc:
         _fail(exc)
     for entry in pending_for(spec, overrides):  # listed by the suite, not runnable yet: say so, never drop silently
@@ -319,6 +306,7 @@ def nightly(
     machine: Optional[str] = typer.Option(None, "--machine", help="asv machine name (default: the host name)"),
     accept: bool = typer.Option(False, "--accept", help="make this run the baseline even if the gate fails"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local, ray or slurm (default: the suite's, else local)"),
 ) -> None:
     """The nightly job: run, store, compare with the baseline, asv record + publish, reports. Exit 1 on a regression."""
     from zobench import asv_flow
@@ -326,7 +314,8 @@ def nightly(
     from zobench.nightly import nightly as run_nightly
 
     args = NightlyArgs(suite=suite, store=store, out=out, commit=commit, baseline=baseline,
-                       asv_config=None if no_asv else asv_config, machine=machine, accept=accept, data_dir=data_dir)
+                       asv_config=None if no_asv else asv_config, machine=machine, accept=accept, data_dir=data_dir,
+                       executor=executor)
     try:
         code = run_nightly(args, say=lambda text: typer.echo(text, err=True))
     except UserError as exc:

@@ -71,6 +71,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
             "divergence_events": int(group.divergence_events.fillna(0).sum()),
             "divergence_rate": float((group.divergence_events.fillna(0) > 0).mean()),
             "trainable_params": group.trainable_params.dropna().iloc[0] if group.trainable_params.notna().any() else None,
+            "contended": int(ok.contended.eq(True).sum()),  # None: recorded before the flag existed
         })
     return pd.DataFrame(rows)
 
@@ -97,7 +98,8 @@ def table(group: pd.DataFrame) -> list[dict[str, str]]:
             peak = f"oom at {human_bytes(r.oom_peak_mem_bytes)}"
         rows.append(dict(zip(COLUMNS, [
             r.label, r.statuses, peak,
-            _ratio(r.peak_mem_bytes, floor_mem), f"{r.step_time_s * 1000:.0f} ms" if math.isfinite(r.step_time_s) else "-",
+            _ratio(r.peak_mem_bytes, floor_mem),
+            (f"{r.step_time_s * 1000:.0f} ms" + (" †" if r.contended else "")) if math.isfinite(r.step_time_s) else "-",
             _ratio(r.step_time_s, floor_time), _count(r.forwards_per_step),
             r.forwards_to_target, r.step0, r.final, r.best, r.dev, f"{r.divergence_events} ({r.divergence_rate:.0%})",
             f"{int(r.trainable_params):,}" if r.trainable_params is not None else "-"])))
@@ -127,5 +129,8 @@ def markdown_report(df: pd.DataFrame) -> str:
         out.append("|" + "---|" * len(COLUMNS))
         out += ["| " + " | ".join(row.values()) + " |" for row in table(group)]
         sources = ", ".join(sorted(set(group.peak_mem_source) - {"-"}))
-        out.append(f"\nPeak memory source: {sources or '-'}. {FOOTNOTE}\n")
+        contended = (" † Timing from a contended cell: other processes kept the machine's CPUs or the cell's GPUs "
+                     "busy while it trained (the record's contention); rerun it on a quiet machine."
+                     if group.contended.any() else "")
+        out.append(f"\nPeak memory source: {sources or '-'}. {FOOTNOTE}{contended}\n")
     return "\n".join(out) + "\n"

@@ -9,7 +9,7 @@ A suite may name its engine and each engine's options; the command line override
       slurm: {partition: gpu, account: lab, qos: normal, cpus: 8, mem_gb: 64}
 
 Usage: ``spec = executor_spec(suite.settings["executor"], cli_name, cli_options, where)``;
-``executor = make_executor(spec, results_dir)``.
+``executor, progress = prepare(spec, cells, results_dir)``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,27 @@ def executor_spec(section: dict[str, Any], name: str | None, overrides: dict[str
     return ExecutorSpec(chosen, options)
 
 
-def make_executor(spec: ExecutorSpec, results_dir: Path, on_start=None, on_message=None) -> Executor:
+def prepare(spec: ExecutorSpec, cells: list, results_dir: Path) -> tuple[Executor, Any]:
+    """The engine and its progress display; UserError (nothing written) when a cell cannot fit.
+
+    Cells one at a time on this host keep the per-step progress bar (zobench.progress);
+    anything side by side gets one line per event (executors.progress)."""
+    from zobench.executors.progress import PoolProgress
+    from zobench.progress import Progress
+
+    executor = make_executor(spec, results_dir)
+    if spec.name != "local":
+        return executor, PoolProgress(len(cells))
+    from zobench.executors.devices import Need, check_fits
+    from zobench.executors.local import gpus_needed
+
+    check_fits([Need(c.cell_id, gpus_needed(c, executor.gpus)) for c in cells], executor.gpus)
+    progress = Progress(len(cells)) if len(executor.gpus) <= 1 and executor.parallel == 1 else PoolProgress(len(cells))
+    executor.on_start, executor.on_message = progress.cell_started, progress.handle
+    return executor, progress
+
+
+def make_executor(spec: ExecutorSpec, results_dir: Path) -> Executor:
     """The engine, imported only when chosen (ray and submitit are optional extras)."""
     try:
         if spec.name == "ray":
@@ -82,5 +102,4 @@ def make_executor(spec: ExecutorSpec, results_dir: Path, on_start=None, on_messa
 
     gpus = spec.options.get("gpus")
     text = ",".join(map(str, gpus)) if isinstance(gpus, list) else None if gpus is None else str(gpus)
-    return LocalExecutor(gpus=parse_gpus(text, visible_gpu_count()), parallel=spec.options.get("parallel", 1),
-                         on_start=on_start, on_message=on_message)
+    return LocalExecutor(gpus=parse_gpus(text, visible_gpu_count()), parallel=spec.options.get("parallel", 1))

@@ -44,22 +44,28 @@ def visible_gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def pack(waiting: list[Need], free_gpus: list[int], cpu_slots: int) -> list[tuple[str, list[int]]]:
+def pack(waiting: list[Need], free_gpus: list[int], cpu_slots: int, running: str | None = None) -> list[tuple[str, list[int]]]:
     """Cells to start now, in order, with the GPUs each gets (empty for CPU cells).
 
     First fit in the given order: a cell that does not fit yet is passed over, so a
     4-GPU cell never blocks 1-GPU cells behind it from using the GPUs that are free.
+    CPU cells and GPU cells never run at once (``running``: "cpu" or "gpu", what runs now):
+    a CPU cell's step times would suffer from a GPU cell's host-side work, and the reverse.
     """
     free = sorted(free_gpus)
     starts = []
     for need in waiting:
-        if need.gpus == 0:
-            if cpu_slots > 0:
-                cpu_slots -= 1
-                starts.append((need.key, []))
-        elif need.gpus <= len(free):
+        kind = "cpu" if need.gpus == 0 else "gpu"
+        if running not in (None, kind):
+            continue
+        if kind == "cpu" and cpu_slots > 0:
+            cpu_slots -= 1
+            starts.append((need.key, []))
+            running = kind
+        elif kind == "gpu" and need.gpus <= len(free):
             taken, free = free[: need.gpus], free[need.gpus :]
             starts.append((need.key, taken))
+            running = kind
     return starts
 
 

@@ -40,13 +40,16 @@ def _payload(cell: Cell, data_dir: Path | None, claim: Claim) -> dict[str, Any]:
 
 
 class _InFlight:
-    def __init__(self, cell: Cell, claim: Claim, submitted_at: float, beat: contextlib.AbstractContextManager | None):
-        self.cell, self.claim, self.submitted_at, self.beat = cell, claim, submitted_at, beat
+    """A submitted cell: its claim, and the claim's heartbeat while the driver owns it."""
+
+    def __init__(self, cell: Cell, claim: Claim, submitted_at: float, heartbeat: bool):
+        self.cell, self.claim, self.submitted_at = cell, claim, submitted_at
+        self.beats = contextlib.ExitStack()
+        if heartbeat:
+            self.beats.enter_context(claim.heartbeat())
 
     def close(self) -> None:
-        if self.beat is not None:
-            self.beat.__exit__(None, None, None)
-            self.beat = None
+        self.beats.close()
         self.claim.release()
 
 
@@ -75,17 +78,13 @@ def drive(executor: Executor, cells: list[Cell], results_dir: Path, data_dir: Pa
                 claim.release()
                 raise
             claim.update(job_id=job_id)
-            beat = None
-            if not executor.writes_records:
-                beat = claim.heartbeat()
-                beat.__enter__()
-            in_flight[job_id] = _InFlight(cell, claim, payload["submitted_at"], beat)
+            # A job that stores its own record also releases its claim; squeue vouches for it meanwhile.
+            in_flight[job_id] = _InFlight(cell, claim, payload["submitted_at"], heartbeat=not executor.writes_records)
             if submit_started:
                 _say(progress, "cell_started", cell.cell_id)
         if detach:
             for flight in in_flight.values():  # the jobs release their claims; stop only our heartbeats
-                if flight.beat is not None:
-                    flight.beat.__exit__(None, None, None)
+                flight.beats.close()
             return []
         while in_flight:
             for job_id, record in executor.wait(WAIT_S):

@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import time
+from multiprocessing.connection import Connection
 from typing import Any, Callable
 
 from zobench.api import Cell
@@ -53,7 +54,7 @@ def failure_record(cell: Cell, status: str, error: str | None) -> dict[str, Any]
 
 
 def run_cell(payload: dict[str, Any], executor: dict[str, Any], target: Target = execute_cell,
-             on_message: OnMessage | None = None) -> dict[str, Any]:
+             on_message: OnMessage | None = None, stop: Connection | None = None) -> dict[str, Any]:
     """Run the cell of ``payload`` in its own process; the record, with ``executor`` provenance added."""
     cell = Cell(**payload["cell"])
     marks: dict[str, float] = {"started_at": time.time()}
@@ -67,7 +68,8 @@ def run_cell(payload: dict[str, Any], executor: dict[str, Any], target: Target =
 
     cotenancy = Cotenancy.enter(cell.cell_id, cell.suite, executor.get("name", "?"))
     try:
-        outcome = run_isolated(functools.partial(pinned, target), payload, cell.timeout_s, on_message=handle)
+        outcome = run_isolated(functools.partial(pinned, target), payload, cell.timeout_s, on_message=handle,
+                               stop=stop)
     finally:
         others = cotenancy.leave()
     record = outcome.result if outcome.status == "ok" else failure_record(cell, outcome.status, outcome.error)

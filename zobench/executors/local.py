@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import multiprocessing as mp
 import socket
-import threading
 from typing import Any, Callable
 
 from zobench.api import Cell
@@ -33,6 +33,7 @@ class LocalExecutor:
 
     def __init__(self, gpus: list[int] | None = None, parallel: int = 1, target: Target = execute_cell,
                  on_start: Callable[[str], None] | None = None, on_message: OnMessage | None = None):
+        """``on_start(cell_id)`` when a cell really starts; ``on_message`` gets its per-step messages."""
         self.gpus = list(range(visible_gpu_count())) if gpus is None else list(gpus)
         self.parallel = parallel
         self.target = target
@@ -43,7 +44,8 @@ class LocalExecutor:
         self.running: dict[cf.Future, tuple[str, list[int], bool]] = {}
         self.pool = cf.ThreadPoolExecutor(max_workers=len(self.gpus) + parallel, thread_name_prefix="zobench-cell")
         self._count = 0
-        self._lock = threading.Lock()
+        # cancel() writes once; every running cell's launcher sees the reader readable and stops its child.
+        self._stop_reader, self._stop_writer = mp.Pipe(duplex=False)
 
     def submit(self, cell: Cell, payload: dict[str, Any]) -> str:
         self._count += 1
@@ -54,7 +56,8 @@ class LocalExecutor:
 
     def _start_ready(self) -> None:
         needs = [Need(job_id, gpus_needed(cell, self.gpus)) for job_id, cell, _ in self.waiting]
-        starts = dict(pack(needs, self.free, self.cpu_free))
+        kinds = {"cpu" if cpu else "gpu" for _, _, cpu in self.running.values()}
+        starts = dict(pack(needs, self.free, self.cpu_free, running=kinds.pop() if kinds else None))
         for job_id, cell, payload in [w for w in self.waiting if w[0] in starts]:
             self.waiting.remove((job_id, cell, payload))
             devices = starts[job_id]
@@ -68,8 +71,9 @@ class LocalExecutor:
             if self.on_start is not None:
                 self.on_start(cell.cell_id)
             # Per-step messages only when cells run one at a time: concurrent progress bars garble.
-            one_at_a_time = len(self.gpus) + self.parallel <= 1 or (cpu and self.parallel == 1 and not self.running)
-            future = self.pool.submit(run_cell, payload, info, self.target, self.on_message if one_at_a_time else None)
+            one_at_a_time = len(self.gpus) <= 1 and self.parallel == 1
+            future = self.pool.submit(run_cell, payload, info, self.target,
+                                      self.on_message if one_at_a_time else None, self._stop_reader)
             self.running[future] = (job_id, devices, cpu)
 
     def wait(self, timeout_s: float) -> list[tuple[str, dict[str, Any] | None]]:
@@ -85,6 +89,7 @@ class LocalExecutor:
         return ended
 
     def cancel(self) -> None:
-        """Drop queued cells; running ones end with the Ctrl-C their process group received."""
+        """Drop queued cells and stop running ones (their processes are ended, not left behind)."""
         self.waiting.clear()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self._stop_writer.send(None)
+        self.pool.shutdown(wait=True, cancel_futures=True)
