@@ -153,3 +153,26 @@ def test_monitor_counts_other_processes_cpu_and_marks_contended():
     quiet = {"metrics": {"train_other_cpu_s": 0.01, "train_wall_s": 2.0}, "memory": {"foreign_gpu_pids": []}}
     assess(quiet)
     assert quiet["contended"] is False
+
+
+def test_status_reads_records_and_live_claims(tmp_path):
+    """status: a stored ok record is done, an error record failed, a live claim running (with its job id);
+    cancel leaves claims it cannot cancel (not Slurm) in place and names them."""
+    from zobench.executors.status import cancel_suite, cell_states
+    from zobench.store import write_record
+    from zobench.worker import new_record
+
+    done, failed, running = (make_cell(i, device="cpu") for i in range(3))
+    for cell, status in ((done, "ok"), (failed, "error")):
+        record = new_record(cell)
+        record.update(status=status, executor={"name": "ray", "task_id": f"t{cell.label}"})
+        write_record(tmp_path, record)
+    claim = try_claim(tmp_path, "exec-test", running.cell_id, executor="local", job_id="vm:1:1")
+    rows = {r["cell_id"]: r for r in cell_states(tmp_path, "exec-test")}
+    assert (rows[done.cell_id]["state"], rows[done.cell_id]["status"], rows[done.cell_id]["job_id"]) == ("done", "ok", "tc0")
+    assert rows[failed.cell_id]["state"] == "failed"
+    assert (rows[running.cell_id]["state"], rows[running.cell_id]["job_id"]) == ("running", "vm:1:1")
+    cancelled, others = cancel_suite(tmp_path, "exec-test")
+    assert cancelled == [] and [o["cell_id"] for o in others] == [running.cell_id] and claim.owned()
+    with pytest.raises(UserError):
+        cell_states(tmp_path, "../etc")
