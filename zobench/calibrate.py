@@ -9,6 +9,12 @@ must move from ``idle`` to ``train`` by the buffer's size within ±10%:
 A source that reports nothing (NVML hiding pids in a container, say) is listed as
 unavailable, not failed; the exit code is 1 if any available source is off.
 
+On CPU a second case checks the phase reset: in a fresh process an evaluation-sized
+allocation (fragmented, as activations are, so glibc keeps it) is freed in an ``eval``
+phase; the ``train`` phase that follows holds nothing new, and its peak must not include
+the freed bytes (within ±10% of them). It runs twice: with the heap trim (must pass) and
+without it (shows what the trim prevents; informational).
+
 Usage: ``python -m zobench.calibrate [--device auto|cpu|cuda] [--size-mib N] [--out FILE]``.
 """
 
@@ -101,6 +107,42 @@ def calibrate(device: str = "auto", size_bytes: int | None = None, monitor: bool
     }
 
 
+def _freed_eval_then_train(payload: dict[str, Any], emit=None) -> dict[str, Any]:
+    """In its own process: allocate and free ``size`` bytes in ``eval``, then enter ``train`` holding nothing."""
+    from zobench.trackers.memory import PhaseMemory
+
+    memory = PhaseMemory("cpu", None, trim_heap=payload["trim"])
+    memory.enter("eval")
+    # A freed 16 MiB block raises glibc's mmap threshold, so the 1 MiB chunks below come
+    # from the heap; the small pins between them stop the freed chunks from coalescing
+    # into the heap top, which glibc would trim by itself. That is what activations do.
+    threshold_raiser = torch.ones(16 * 2**20, dtype=torch.uint8)
+    del threshold_raiser
+    chunk = 2**20
+    chunks, pins = [], []
+    for _ in range(payload["size"] // chunk):
+        chunks.append(torch.ones(chunk, dtype=torch.uint8))
+        pins.append(torch.ones(4096, dtype=torch.uint8))
+    del chunks
+    memory.enter("train")
+    metrics = memory.finish()["metrics"]
+    return {key: metrics.get(key) for key in ("eval_cpu_start_rss_bytes", "eval_cpu_hwm_bytes", "train_cpu_hwm_bytes",
+                                                "train_cpu_start_rss_bytes", "train_cpu_reset_ok", "cpu_heap_trim")}
+
+
+def phase_reset_case(size_bytes: int = 512 * 2**20, trim: bool = True) -> dict[str, Any]:
+    """The CPU phase-reset case in a fresh process: how much of the freed eval allocation the train peak shows."""
+    from zobench.launcher import run_isolated
+
+    outcome = run_isolated(_freed_eval_then_train, {"size": size_bytes, "trim": trim}, timeout_s=300)
+    if outcome.status != "ok":
+        raise RuntimeError(f"phase-reset case failed: {outcome.error}")
+    figures = outcome.result
+    leaked = figures["train_cpu_hwm_bytes"] - figures["eval_cpu_start_rss_bytes"]
+    return {**figures, "size_bytes": size_bytes, "trim": trim, "leaked_bytes": leaked,
+            "leaked_fraction": leaked / size_bytes, "ok": leaked <= TOLERANCE * size_bytes}
+
+
 def _line(source: str, check: dict[str, Any]) -> str:
     if not check["available"]:
         return f"  {source:30} not reported"
@@ -127,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     for source, check in result["checks"].items():
         print(_line(source, check))
     print(f"  headline source: {result['peak_mem_source']}; nvml: {result['memory']['nvml_reason'] or 'available'}")
+    if result["device"] == "cpu":
+        result["phase_reset"] = {"trim": phase_reset_case(), "no_trim": phase_reset_case(trim=False)}
+        for name, case in result["phase_reset"].items():
+            print(f"  phase reset ({name:7}): 512 MiB freed in eval shows {case['leaked_fraction']:.3f}× in the train peak"
+                  + ("" if name == "no_trim" else "  " + ("ok" if case["ok"] else "OFF")))
+        result["ok"] = result["ok"] and result["phase_reset"]["trim"]["ok"]
     print("calibration " + ("PASSED" if result["ok"] else "FAILED"))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,14 @@
 
 Per phase it keeps:
 - CPU: the kernel's resident-set high-water mark (VmHWM), reset at each phase start through
-  ``/proc/self/clear_refs`` where the kernel allows it, else ``ru_maxrss`` (lifetime, flagged);
+  ``/proc/self/clear_refs`` where the kernel allows it, else ``ru_maxrss`` (lifetime, flagged).
+  The order at a phase start matters: first the freed heap goes back to the OS (gc, then
+  glibc's ``malloc_trim``, trackers/heap.py), then the mark is reset, then the RSS is read as
+  the phase's starting level. Reset first and the phase would inherit the previous phase's
+  freed-but-kept heap (a floor read above MeZO that way). Per phase it keeps the absolute
+  peak and the peak above the starting level, and checks the trim took: the starting RSS
+  beyond the pre-load process and the live tensors (``cpu_start_unexplained_bytes``) must be
+  small (``cpu_reset_ok``);
 - CUDA: ``torch.cuda.max_memory_allocated/reserved``, reset at each phase start;
 - NVML (from the monitor process): per-process ``usedGpuMemory`` summed over the cell's
   pids, and device ``used`` (v2), plus energy;
@@ -22,10 +29,16 @@ from typing import Any
 
 import torch
 
+from zobench.trackers.heap import current_rss_bytes, live_tensor_bytes, return_freed_memory
 from zobench.trackers.monitor import Monitor
 
 STATUS = Path("/proc/self/status")
 PHASES = ("load", "train", "eval")
+# The trim took when the phase's starting RSS exceeds the pre-load process plus the live
+# tensors by less than this: room for code, tokenizers and allocator slack, far below the
+# hundreds of MiB an evaluation batch frees.
+RESET_SLACK_BYTES = 192 * 2**20
+RESET_SLACK_FRACTION = 0.10
 
 
 def vm_hwm_bytes() -> int:
@@ -53,7 +66,9 @@ def _max(a, b):
 
 
 class PhaseMemory:
-    def __init__(self, device: str, monitor: Monitor | None, cuda_baseline: dict[str, Any] | None = None):
+    def __init__(self, device: str, monitor: Monitor | None, cuda_baseline: dict[str, Any] | None = None,
+                 trim_heap: bool = True):
+        self.trim_heap = trim_heap  # False only to show calibration what the trim prevents
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         self.monitor = monitor
@@ -61,6 +76,12 @@ class PhaseMemory:
         self.phase: str | None = None
         self.phases: dict[str, dict[str, Any]] = {}
         self.hwm_resets_ok = True
+        self.heap_trim_ok = True
+        self.phase_start_rss: int | None = None
+        # The process before the model exists: what no live tensor accounts for (interpreter, libraries).
+        return_freed_memory()
+        self.rss_baseline = current_rss_bytes()
+        self.tensor_baseline = live_tensor_bytes() if not self.cuda else 0
 
     def enter(self, phase: str) -> None:
         """Close the current phase and start ``phase`` (phases may recur: maxima accumulate)."""
@@ -73,10 +94,26 @@ class PhaseMemory:
             gc.collect()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(self.device)
+        if self.trim_heap:
+            self.heap_trim_ok &= return_freed_memory()  # before the reset: see the module docstring
         self.hwm_resets_ok &= reset_vm_hwm()
+        self.phase_start_rss = current_rss_bytes()
+        if not self.cuda:
+            self._check_reset(phase)
         if self.monitor is not None:
             self.monitor.mark(phase)
         self.phase = phase
+
+    def _check_reset(self, phase: str) -> None:
+        """Record how much of the starting RSS neither the pre-load process nor a live tensor explains."""
+        if self.phase_start_rss is None or self.rss_baseline is None:
+            return
+        tensors = live_tensor_bytes() - self.tensor_baseline
+        unexplained = self.phase_start_rss - self.rss_baseline - tensors
+        stats = self.phases.setdefault(phase, {})
+        stats["cpu_start_unexplained_bytes"] = _max(stats.get("cpu_start_unexplained_bytes"), unexplained)
+        ok = unexplained <= RESET_SLACK_BYTES + RESET_SLACK_FRACTION * max(tensors, 0)
+        stats["cpu_reset_ok"] = stats.get("cpu_reset_ok", True) and ok
 
     def peak_so_far(self) -> int:
         """The current phase's peak from in-process sources (cheap enough for every step)."""
@@ -88,7 +125,12 @@ class PhaseMemory:
         if self.phase is None:
             return
         stats = self.phases.setdefault(self.phase, {})
-        stats["cpu_hwm_bytes"] = _max(stats.get("cpu_hwm_bytes"), vm_hwm_bytes())
+        hwm = vm_hwm_bytes()
+        stats["cpu_hwm_bytes"] = _max(stats.get("cpu_hwm_bytes"), hwm)
+        if self.phase_start_rss is not None:  # what this phase added above its starting level
+            stats["cpu_start_rss_bytes"] = _max(stats.get("cpu_start_rss_bytes"), self.phase_start_rss)
+            stats["cpu_hwm_above_start_bytes"] = _max(stats.get("cpu_hwm_above_start_bytes"),
+                                                      hwm - self.phase_start_rss)
         if self.cuda:
             stats["torch_max_allocated_bytes"] = _max(stats.get("torch_max_allocated_bytes"),
                                                       torch.cuda.max_memory_allocated(self.device))
@@ -103,7 +145,7 @@ class PhaseMemory:
         for phase, stats in monitor.get("phases", {}).items():
             if phase in self.phases:
                 self.phases[phase].update(stats)
-        out: dict[str, Any] = {"cpu_hwm_reset": self.hwm_resets_ok}
+        out: dict[str, Any] = {"cpu_hwm_reset": self.hwm_resets_ok, "cpu_heap_trim": self.heap_trim_ok}
         for phase, stats in self.phases.items():
             out.update({f"{phase}_{key}": value for key, value in stats.items()})
         out.update(self._headline(self.phases.get("train", {}), monitor))
