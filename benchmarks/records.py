@@ -15,8 +15,7 @@ import math
 import os
 
 from zobench import load_results
-
-OK = ("ok", "diverged")
+from zobench.records import OK_STATUSES, mean_over_seeds, unit_key
 
 
 def _records():
@@ -29,7 +28,7 @@ def _records():
 
 
 RECORDS = _records()
-UNITS = sorted({f"{r.suite}/{r.model}--{r.task}--{r.label}" for r in RECORDS.itertuples()}) \
+UNITS = sorted({unit_key(r.suite, r.model, r.task, r.label) for r in RECORDS.itertuples()}) \
     if RECORDS is not None and len(RECORDS) else ["no-records"]
 
 
@@ -37,11 +36,11 @@ def _value(unit, column):
     """Mean of one metric over the unit's finished seeds; asv skips the point when there is none."""
     if RECORDS is None:
         raise NotImplementedError("ZOBENCH_ASV_RECORDS is not set: run these through `zobench asv-record`")
-    rows = RECORDS[RECORDS.apply(lambda r: f"{r.suite}/{r.model}--{r.task}--{r.label}" == unit, axis=1)]
-    values = rows[rows.status.isin(OK)][column].dropna().astype(float)
-    if values.empty or not all(math.isfinite(v) for v in values):
+    rows = RECORDS[RECORDS.apply(lambda r: unit_key(r.suite, r.model, r.task, r.label) == unit, axis=1)]
+    value = mean_over_seeds(rows[rows.status.isin(OK_STATUSES)][column])
+    if not math.isfinite(value):
         raise NotImplementedError(f"{unit}: no finished cell with {column}")
-    return float(values.mean())
+    return value
 
 
 def track_peak_memory(unit):

@@ -7,9 +7,9 @@ epoch index, updated once per epoch, not an exponential in the step. Variants:
   the last epoch; then capped at Q_max = 15.
 - ``paper``: α = 0.85, β = 0.45, Q_max = 20.
 - ``fixed``: a constant Q.
-The harness's sampler drops an epoch's short last batch (fixed-size batches keep step
-times comparable), so its data epoch is ⌊N/B⌋ steps; the schedule keeps the reference's
-⌈N/B⌉ so Q matches the reference step for step.
+The harness's sampler keeps an epoch's short last batch (drop_last false, as the
+reference's HF loader), so its data epoch and the schedule's are both ⌈N/B⌉ steps, with B
+the effective batch size (the whole set when B exceeds N).
 Usage: ``make_schedule("code", plan).queries(step)``.
 """
 

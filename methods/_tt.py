@@ -61,18 +61,21 @@ def auto_modes(n: int) -> list[int]:
     return balanced_factors(n, max(1, math.ceil(math.log(n, 16) - 1e-9)))
 
 
-def tt_modes(in_features: int, out_features: int, preset: dict[int, list[int]] | None = None) -> list[int]:
+def tt_modes(in_features: int, out_features: int, preset: dict[int, list[int]] | None = None,
+             reverse_up: bool = True) -> list[int]:
     """The mode list for in → out: the reference's preset where one exists, else balanced modes.
 
-    Presets are keyed by the large side and written for the down projection; the up
-    projection uses the reversed list (AdaZeta's Llama code: [16,16,16,4,4,4] down,
-    [4,4,4,16,16,16] up), which keeps the input modes first.
+    Presets are keyed by the large side and written for the down projection. For the up
+    projection, ``reverse_up`` (AdaZeta's Llama code: [16,16,16,4,4,4] down, [4,4,4,16,16,16]
+    up) reverses the list, which keeps the input modes first as the parallel contraction
+    needs; without it the up projection reuses the down list, as the LoRETTA package does
+    (the sequential contraction only needs the product). Both give the same parameter count.
     """
     preset = preset or {}
     if in_features >= out_features and in_features in preset and math.prod(preset[in_features]) == in_features * out_features:
         return list(preset[in_features])
     if out_features > in_features and out_features in preset and math.prod(preset[out_features]) == in_features * out_features:
-        return list(reversed(preset[out_features]))
+        return list(reversed(preset[out_features])) if reverse_up else list(preset[out_features])
     return auto_modes(in_features) + auto_modes(out_features)
 
 

@@ -42,11 +42,11 @@ class TTAdapter(torch.nn.Module):
     """h + scale·Up(ReLU(Down(h))) with TT Down/Up; computed in fp32, returned in h's dtype."""
 
     def __init__(self, hidden: int, bottleneck: int, rank: int, contraction: str, preset: dict[int, list[int]] | None,
-                 init: str, scale: float, device: torch.device | str | None):
+                 init: str, scale: float, device: torch.device | str | None, reverse_up: bool = True):
         super().__init__()
         self.down = TTLinear(hidden, bottleneck, tt_modes(hidden, bottleneck, preset), rank,
                              contraction=contraction, device=device)
-        self.up = TTLinear(bottleneck, hidden, tt_modes(bottleneck, hidden, preset), rank,
+        self.up = TTLinear(bottleneck, hidden, tt_modes(bottleneck, hidden, preset, reverse_up), rank,
                            contraction=contraction, device=device)
         self.scale = scale
         if init == "zero":  # ablation: a zero-output start (not what the reference does)
@@ -105,8 +105,11 @@ def set_submodule(model: torch.nn.Module, name: str, module: torch.nn.Module) ->
 
 def inject_tt_adapters(model: torch.nn.Module, rank: int, placement: str = "code", bottleneck: int = 64,
                        contraction: str = "parallel", preset: dict[int, list[int]] | None = None, init: str = "reference",
-                       scale: float = 1.0, train_norms: bool = False) -> list[Site]:
-    """Wrap each site's linear with a TT adapter; freeze everything but the adapters (and norms)."""
+                       scale: float = 1.0, train_norms: bool = False, reverse_up: bool = True) -> list[Site]:
+    """Wrap each site's linear with a TT adapter; freeze everything but the adapters (and norms).
+
+    ``reverse_up``: AdaZeta's up-projection modes (the preset reversed); False: LoRETTA's (the same list).
+    """
     for p in model.parameters():
         p.requires_grad_(False)
     sites = find_sites(model, placement)
@@ -114,7 +117,8 @@ def inject_tt_adapters(model: torch.nn.Module, rank: int, placement: str = "code
         raise ValueError(f"placement '{placement}' found no modules to adapt in {type(model).__name__}")
     for site in sites:
         base = model.get_submodule(site.module)
-        adapter = TTAdapter(site.hidden, bottleneck, rank, contraction, preset, init, scale, base.weight.device)
+        adapter = TTAdapter(site.hidden, bottleneck, rank, contraction, preset, init, scale, base.weight.device,
+                            reverse_up)
         set_submodule(model, site.module, AdaptedLinear(base, adapter, site.position))
     for name, p in model.named_parameters():
         if ".adapter." in name or (train_norms and is_norm(name)):

@@ -8,9 +8,13 @@ Usage: ``losses, grads = two_point(directions, closure, seeds, eps)``.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Literal, Protocol
 
 import torch
+
+from zobench.scoring import loss_in_model_dtype
+
+LossDtype = Literal["fp32", "model"]
 
 
 def gaussian_directions(params: Iterable[torch.Tensor], seed: int) -> Iterator[torch.Tensor]:
@@ -40,6 +44,24 @@ def perturb_(params: list[torch.Tensor], seed: int, scale: float) -> None:
 def draw_step_seed(seed_source: torch.Generator) -> int:
     """A fresh step seed from the method's own generator (reproducible from the cell seed)."""
     return int(torch.randint(0, 2**62, (1,), generator=seed_source).item())
+
+
+def in_loss_dtype(closure: Callable[[], torch.Tensor], loss_dtype: LossDtype) -> Callable[[], torch.Tensor]:
+    """The closure with its loss in fp32 (the default: logits upcast) or in the model's dtype.
+
+    ``model`` is what MeZO's fp16 OPT runs did (log-softmax and CE in fp16): at ε = 1e-3
+    the fp16 loss difference, and so the projected gradient, is coarsely quantised.
+    """
+    if loss_dtype == "fp32":
+        return closure
+    if loss_dtype != "model":
+        raise ValueError(f"unknown loss_dtype '{loss_dtype}'; valid: fp32, model")
+
+    def in_model_dtype() -> torch.Tensor:
+        with loss_in_model_dtype():
+            return closure()
+
+    return in_model_dtype
 
 
 class Directions(Protocol):

@@ -24,6 +24,8 @@ from zobench.api import Closure, TrainingPlan
 from zobench.methods import mezo
 from zobench.methods._query_schedule import make_schedule
 from zobench.methods._tt_adapters import ADAZETA_PRESETS_64, inject_tt_adapters
+from zobench.ranges import ranged
+from zobench.methods._zo import LossDtype
 
 VERSION = "1"
 # The paper's Llama setting (1000 examples, batch 16, 10k steps), for builds outside a run.
@@ -32,20 +34,21 @@ REFERENCE_PLAN = TrainingPlan(train_size=1000, batch_size=16, total_steps=10_000
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-4
-    eps: float = 1e-3
-    weight_decay: float = 0.01
-    rank: int = 5  # TT rank
-    bottleneck: int = 64
+    lr: float = ranged(1e-4, gt=0)
+    eps: float = ranged(1e-3, gt=0)
+    weight_decay: float = ranged(0.01, ge=0)
+    rank: int = ranged(5, ge=1)  # TT rank
+    bottleneck: int = ranged(64, ge=1)
     placement: Literal["code", "paper"] = "code"
     contraction: Literal["sequential", "parallel", "groups-3", "groups-4"] = "parallel"
     modes: Literal["preset", "auto"] = "preset"  # the reference's TT shapes where it has them
     init: Literal["reference", "zero"] = "reference"  # zero: zero-output start (an ablation)
     schedule: Literal["code", "paper", "fixed"] = "code"
-    queries: int = 1  # Q for schedule "fixed"
-    q_max: int = 0  # 0: the schedule's own cap (code 15, paper 20)
+    queries: int = ranged(1, ge=1)  # Q for schedule "fixed"
+    q_max: int = ranged(0, ge=0)  # 0: the schedule's own cap (code 15, paper 20)
     fused_update: bool = True
     restore: Literal["inplace", "snapshot"] = "inplace"
+    loss_dtype: LossDtype = "fp32"
 
 
 class AdaZeta:
@@ -55,13 +58,15 @@ class AdaZeta:
         self.schedule = make_schedule(args.schedule, plan, args.q_max, args.queries)
         self.args = args
         self.zo = mezo.MeZO(model, mezo.Args(lr=args.lr, eps=args.eps, weight_decay=args.weight_decay,
-                                             fused_update=args.fused_update, restore=args.restore), seed)
+                                             fused_update=args.fused_update, restore=args.restore,
+                                             loss_dtype=args.loss_dtype), seed)
         self.params = self.zo.params
         self.step_index = 0
         self.forwards_per_step = 2 * self.schedule.queries(0)
         self.variant = (f"schedule-{self.schedule.describe()}+placement-{args.placement}+tt-r{args.rank}"
                         f"-{args.contraction}-{args.modes}" + ("+zero-init" if args.init == "zero" else "")
-                        + ("+snapshot-restore" if args.restore == "snapshot" else ""))
+                        + ("+snapshot-restore" if args.restore == "snapshot" else "")
+                        + ("+loss-in-model-dtype" if args.loss_dtype == "model" else ""))
         self.details = {"adapters": len(self.sites), "schedule": dataclasses.asdict(self.schedule),
                         "plan": dataclasses.asdict(plan)}
 

@@ -11,13 +11,14 @@ import dataclasses
 import torch
 
 from zobench.api import Closure
+from zobench.ranges import ranged
 
 VERSION = "1"
 
 
 @dataclasses.dataclass
 class Args:
-    forwards: int = 2  # MeZO's two-point estimate costs two forwards per step
+    forwards: int = ranged(2, ge=1)  # MeZO's two-point estimate costs two forwards per step
 
 
 class Floor:

@@ -2,11 +2,13 @@
 
 y = W₀x + (α/r)·TT_B(TT_A(dropout(x))) on the attention query and value projections
 (shared/reference/adazeta-and-loretta.md §3): r = 8 (the LoRA bottleneck), α = 16, TT
-rank 8, lora dropout 0.05, LoRETTA's TT shapes (TENSOR_SHAPE[8][hidden]). Both TTs are
+rank 8, lora dropout 0.05, LoRETTA's TT shapes (TENSOR_SHAPE[8][hidden], the same list for
+A and B as in the package). Both TTs are
 random at init, so ΔW ≠ 0 at the start, as in the code (the paper's "noise-reduction"
 init is absent there). The reference runs the TT path under fp16 autocast; here it runs
 in fp32 (the base keeps its own dtype). ``train_norms`` (default, as run.py does) makes
 every norm trainable: Llama-2-7B then has 516,096 trainable parameters ("0.51M").
+AdamW runs as the HF Trainer ran it (methods/_fo.py); ZO as in loretta_adp.
 """
 
 from __future__ import annotations
@@ -15,20 +17,23 @@ import dataclasses
 
 import torch
 
+from zobench.api import TrainingPlan
+from zobench.methods._fo import model_dtype
 from zobench.methods._lora import target_modules
 from zobench.methods._tt import LORA_PRESETS_8, TTLinear, tt_modes
 from zobench.methods._tt_adapters import is_norm, set_submodule
 from zobench.methods.loretta_adp import LorettaArgs, with_optimizer
+from zobench.ranges import ranged
 
-VERSION = "1"
+VERSION = "2"
 
 
 @dataclasses.dataclass
 class Args(LorettaArgs):
-    lora_rank: int = 8
-    alpha: int = 16
-    tt_rank: int = 8
-    dropout: float = 0.05
+    lora_rank: int = ranged(8, ge=1)
+    alpha: int = ranged(16, gt=0)
+    tt_rank: int = ranged(8, ge=1)
+    dropout: float = ranged(0.05, ge=0, lt=1)
     targets: str = "qv"
 
 
@@ -42,7 +47,8 @@ class TTLoRALinear(torch.nn.Module):
         self.base = base
         self.lora_A = TTLinear(base.in_features, args.lora_rank, tt_modes(base.in_features, args.lora_rank, preset),
                                args.tt_rank, bias=False, contraction=args.contraction, device=device)
-        self.lora_B = TTLinear(args.lora_rank, base.out_features, tt_modes(args.lora_rank, base.out_features, preset),
+        self.lora_B = TTLinear(args.lora_rank, base.out_features,
+                               tt_modes(args.lora_rank, base.out_features, preset, reverse_up=False),
                                args.tt_rank, bias=False, contraction=args.contraction, device=device)
         self.dropout = torch.nn.Dropout(args.dropout)
         self.scale = args.alpha / args.lora_rank
@@ -67,10 +73,11 @@ def inject_tt_lora(model: torch.nn.Module, args: Args) -> list[str]:
     return sites
 
 
-def build(model: torch.nn.Module, args: Args, seed: int):
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None):
+    dtype = model_dtype(model)
     sites = inject_tt_lora(model, args)
     variant = (f"tt-lora-r{args.lora_rank}-a{args.alpha}-tt{args.tt_rank}-{args.targets}-{args.contraction}-{args.modes}"
                + ("+norms" if args.train_norms else "+norms-frozen"))
-    method = with_optimizer(model, args, seed, variant)
-    method.details = {"lora_modules": len(sites)}
+    method = with_optimizer(model, args, seed, variant, plan, dtype)
+    method.details = {**method.details, "lora_modules": len(sites)}
     return method

@@ -21,22 +21,24 @@ from typing import Literal
 import torch
 
 from zobench.api import Closure
-from zobench.methods._zo import draw_step_seed, restore_drift, two_point
+from zobench.methods._zo import LossDtype, draw_step_seed, in_loss_dtype, restore_drift, two_point
 from zobench.methods.mezo import uses_decay
+from zobench.ranges import ranged
 
 VERSION = "1"
 
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-7  # run_lozo.py / README for OPT
-    eps: float = 1e-3
-    rank: int = 2
-    interval: int = 50  # ν: steps between V refreshes
-    weight_decay: float = 0.0
-    queries: int = 1
+    lr: float = ranged(1e-7, gt=0)  # lozo.sh's hard-coded LR (README grid for OPT {1e-6, 1e-7})
+    eps: float = ranged(1e-3, gt=0)
+    rank: int = ranged(2, ge=1)
+    interval: int = ranged(50, ge=1)  # ν: steps between V refreshes
+    weight_decay: float = ranged(0.0, ge=0)
+    queries: int = ranged(1, ge=1)
     lr_convention: Literal["code", "paper"] = "code"
     rng: Literal["fixed", "official"] = "fixed"
+    loss_dtype: LossDtype = "fp32"  # model: the loss in the model's dtype (the original's fp16 runs)
 
 
 def as_matrix(p: torch.Tensor) -> torch.Tensor:
@@ -106,7 +108,8 @@ class LOZO:
         self.directions = LowRankDirections(self.params, args.rank, args.rng,
                                             torch.Generator().manual_seed(seed + 1))
         self.forwards_per_step = 2 * args.queries
-        self.variant = f"rng-{args.rng}+lr-{args.lr_convention}" + (f"+q{args.queries}" if args.queries > 1 else "")
+        self.variant = f"rng-{args.rng}+lr-{args.lr_convention}" + (f"+q{args.queries}" if args.queries > 1 else "") \
+            + ("+loss-in-model-dtype" if args.loss_dtype == "model" else "")
         self.t = 0
         model.eval()
 
@@ -118,7 +121,7 @@ class LOZO:
         if self.t % self.args.interval == 0:
             self.directions.refresh_v()
         seeds = [draw_step_seed(self.seed_source) for _ in range(self.args.queries)]
-        losses, grads = two_point(self.directions, closure, seeds, self.args.eps)
+        losses, grads = two_point(self.directions, in_loss_dtype(closure, self.args.loss_dtype), seeds, self.args.eps)
         self.directions.refresh_pending = False  # the update stream never draws V (official quirk)
         self.update(seeds, grads)
         self.t += 1

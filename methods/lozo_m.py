@@ -17,13 +17,14 @@ import torch
 
 from zobench.methods import lozo
 from zobench.methods.lozo import LOZO, as_matrix
+from zobench.ranges import ranged
 
 VERSION = "1"
 
 
 @dataclasses.dataclass
 class Args(lozo.Args):
-    beta: float = 0.9  # BETA1 in the original scripts
+    beta: float = ranged(0.9, ge=0, lt=1)  # BETA1 in the original scripts
 
 
 def reproject(N: torch.Tensor, V_old: torch.Tensor, V_new: torch.Tensor) -> torch.Tensor:

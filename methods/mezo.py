@@ -11,7 +11,9 @@ Differences from the reference code, all recorded in ``variant``:
   one pass: z is generated 3 times a step instead of 4, and the maths is unchanged;
 - ``queries`` q > 1 averages q two-point estimates, keeping only (seed, g) pairs;
 - ``restore: snapshot`` restores from a copy of θ (exact; costs 1× the trainable tensors),
-  for fp16/bf16 weights where +εz−2εz+εz does not return to θ.
+  for fp16/bf16 weights where +εz−2εz+εz does not return to θ;
+- ``loss_dtype``: ``fp32`` (default) upcasts the logits for the loss; ``model`` keeps the
+  model's dtype, as MeZO's fp16 OPT runs computed log-softmax and CE.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Literal
 import torch
 
 from zobench.api import Closure
-from zobench.methods._zo import DenseGaussian, Snapshot, draw_step_seed, gaussian_directions, restore_drift, two_point
+from zobench.methods._zo import (DenseGaussian, LossDtype, Snapshot, draw_step_seed, gaussian_directions,
+                                 in_loss_dtype, restore_drift, two_point)
+from zobench.ranges import ranged
 
 VERSION = "2"
 
@@ -31,12 +35,13 @@ NO_DECAY_SUBSTRINGS = ("bias", "layer_norm", "layernorm")
 
 @dataclasses.dataclass
 class Args:
-    lr: float = 1e-6  # the maintainers' rule of thumb for full-parameter MeZO (issue #7)
-    eps: float = 1e-3  # zo_eps default in MeZO's run.py
-    weight_decay: float = 0.0  # the paper's OPT runs use 0
-    queries: int = 1  # q two-point estimates averaged per step (the reference: 1)
+    lr: float = ranged(1e-6, gt=0)  # the maintainers' rule of thumb for full-parameter MeZO (issue #7)
+    eps: float = ranged(1e-3, gt=0)  # zo_eps default in MeZO's run.py
+    weight_decay: float = ranged(0.0, ge=0)  # the paper's OPT runs use 0
+    queries: int = ranged(1, ge=1)  # q two-point estimates averaged per step (the reference: 1)
     fused_update: bool = True
     restore: Literal["inplace", "snapshot"] = "inplace"
+    loss_dtype: LossDtype = "fp32"
 
 
 def uses_decay(name: str) -> bool:
@@ -56,7 +61,8 @@ class MeZO:
         self.fused = args.fused_update and self.snapshot is None
         self.forwards_per_step = 2 * args.queries
         self.variant = "reference" + ("+fused-restore-update" if self.fused else "") + \
-            (f"+q{args.queries}" if args.queries > 1 else "") + ("+snapshot-restore" if self.snapshot else "")
+            (f"+q{args.queries}" if args.queries > 1 else "") + ("+snapshot-restore" if self.snapshot else "") + \
+            ("+loss-in-model-dtype" if args.loss_dtype == "model" else "")
         self.seed_source = torch.Generator().manual_seed(seed)
         model.eval()  # the reference runs ZO forwards in eval mode (dropout off)
 
@@ -64,6 +70,7 @@ class MeZO:
     def step(self, closure: Closure, queries: int | None = None) -> float:
         """One SPSA step with ``queries`` two-point estimates (default: ``args.queries``)."""
         seeds = [draw_step_seed(self.seed_source) for _ in range(queries or self.args.queries)]
+        closure = in_loss_dtype(closure, self.args.loss_dtype)
         losses, grads = two_point(self.directions, closure, seeds, self.args.eps, self.snapshot,
                                   keep_last_perturbed=self.fused)
         self.update(seeds, grads)

@@ -80,3 +80,9 @@ def sleeps_then_marks(payload, emit):
     Path(cell.args["marker_dir"]).joinpath(cell.cell_id).touch()
     record["status"] = "ok"
     return record
+
+
+def temp_dir(payload, emit):
+    import tempfile
+
+    return tempfile.gettempdir()

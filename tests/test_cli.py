@@ -74,6 +74,8 @@ BAD_ARGS = {
     "unknown-model": (["--suite", "smoke", "--models", "nope"], "valid"),
     "unknown-random-model": (["--suite", "smoke", "--models", "random:nope"], "random:tiny-llama"),
     "bad-seeds": (["--suite", "smoke", "--seeds", "x"], "integers"),
+    "bad-split-sizes": (["--suite", "smoke", "--split-sizes", "train=x"], "train=N"),
+    "unknown-split": (["--suite", "smoke", "--split-sizes", "valid=8"], "train=N"),
     "missing-data-dir": (["--suite", "smoke", "--data-dir", "/does/not/exist"], "ZOBENCH_DATA_DIR"),
     "missing-data": (["--suite", "smoke", "--tasks", "sst2", "--data-dir", "."], "ZOBENCH_DATA_DIR"),
     "unknown-executor": (["--suite", "smoke", "--executor", "k8s"], "valid: local, ray, slurm"),
@@ -122,7 +124,7 @@ def test_pending_entries_print_one_line_each_and_the_rest_runs(tmp_path):
     """A suite's pending method and task are named on stderr with their reason; the runnable cells run."""
     suite = tmp_path / "p.yaml"
     suite.write_text("# zobench run --suite p.yaml\nname: p\nmodels: ['random:tiny-llama']\ntasks: [synthetic]\n"
-                     "steps: 1\nbatch_size: 4\nsplit_sizes: {train: 8, dev: 4, test: 4}\nmethods: {floor: {}}\n"
+                     "steps: 2\nbatch_size: 4\nsplit_sizes: {train: 8, dev: 4, test: 4}\nmethods: {floor: {}}\n"
                      "pending:\n  methods: {zo-future: being written}\n  tasks: {gsm8k: not written yet}\n")
     res = tmp_path / "res"
     proc = zobench("run", "--suite", str(suite), "--results-dir", str(res), cwd=tmp_path)

@@ -185,11 +185,14 @@ def test_a_cell_that_now_fails_is_a_regression(smoke_records, tmp_path):
 
 
 def test_cells_on_one_side_are_listed(smoke_records, tmp_path):
-    """A cell missing from HEAD and one new in HEAD are both named, and the rest is still compared."""
+    """A cell missing from HEAD and one new in HEAD are both named, and the rest is still compared.
+    The missing one fails the gate (a HEAD that died halfway is no pass) unless --allow-missing."""
     head = copy(smoke_records, tmp_path / "head")
     (head / "runs" / "smoke" / (SMOKE.format(label="ft", seed=0) + ".json")).unlink()
     add_seeds(head, [5])
-    result = gate(smoke_records, head)
+    failed = gate(smoke_records, head)
+    assert failed.exit_code == 1 and "missing in HEAD" in failed.stdout, failed.output
+    result = gate(smoke_records, head, "--allow-missing")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Only in BASE (1, not compared):\n- smoke/" + SMOKE.format(label="ft", seed=0) in out

@@ -51,8 +51,8 @@ def test_ok_cell_reports_progress_and_metrics():
 
 def test_a_crash_in_the_cell_is_recorded_as_error_with_the_message():
     """An exception inside the cell becomes status error with its message, not a lost record."""
-    record, _ = run_in_process(smoke_cell("ft", batch_size=10_000))
-    assert record["status"] == "error" and "fewer than batch_size" in record["error"]
+    record, _ = run_in_process(smoke_cell("ft", split_sizes={"train": 0, "dev": 8, "test": 8}))
+    assert record["status"] == "error" and "train split is empty" in record["error"]
 
 
 def test_divergence_tracker_counts_spikes_and_non_finite_losses():

@@ -72,11 +72,11 @@ Closure = Callable[[], torch.Tensor]
 
 @dataclasses.dataclass(frozen=True)
 class TrainingPlan:
-    """What the harness will feed a method: methods with epoch-based schedules (AdaZeta's
-    query schedule) receive it as ``build(model, args, seed, plan=plan)``."""
+    """What the harness will feed a method: methods with schedules over the run (AdaZeta's
+    query schedule, the first-order LR decay) receive it as ``build(model, args, seed, plan=plan)``."""
 
     train_size: int  # effective number of training examples
-    batch_size: int
+    batch_size: int  # effective: the whole set when the suite's batch size exceeds it
     total_steps: int
 
     @property

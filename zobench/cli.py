@@ -1,7 +1,9 @@
 """The ``zobench`` command: run, list, show, report, compare, asv-record, nightly, inspect.
 Parses arguments and calls functions.
 
-Bad input (UserError) prints one line and exits 2 before anything is written.
+Bad input (UserError) prints one line and exits 2 before anything is written; a results
+write that fails (full disk, read-only) prints one line and exits 3; Ctrl-C exits 130 and
+SIGTERM 143, both after stopping the running cell (the README's table of exit codes).
 """
 
 from __future__ import annotations
@@ -12,19 +14,63 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
 from zobench.api import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# typer vendors its own click: its exception classes are reached through a public one
+_UsageError = typer.BadParameter.__mro__[1]
+_ClickException = typer.BadParameter.__mro__[2]
+
+
+class _OneLineUsageError(_ClickException):
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        typer.echo(f"error: {self.message}", err=True)
+
+
+class _Commands(TyperGroup):
+    """Usage errors (a bad option value, an unknown option) are bad input too: one line, exit 2,
+    instead of click's usage block."""
+
+    def invoke(self, ctx):  # noqa: ANN001 - a click Context
+        try:
+            return super().invoke(ctx)
+        except _UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else ctx.command_path
+            raise _OneLineUsageError(f"{where}: {' '.join(exc.format_message().split())} (see --help)") from None
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Commands, rich_markup_mode=None,
                   help="Measure what memory-efficient LLM fine-tuning really costs.")
 
 DEFAULT_SUITE = "quickstart"
 ResultsDir = typer.Option(Path("results"), "--results-dir", help="where records live (records go to <dir>/runs/<suite>/)")
 
 
-def _fail(exc: UserError) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(2)
+def _fail(exc: Exception) -> None:
+    """One line on stderr: 2 for bad input, WRITE_ERROR_EXIT when results cannot be written."""
+    from zobench.store import WRITE_ERROR_EXIT, WriteError
+
+    message = " ".join(str(exc).split())  # one line, whatever the message held
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(WRITE_ERROR_EXIT if isinstance(exc, WriteError) else 2)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    from zobench.signals import exit_code
+
+    typer.echo("interrupted: outstanding cells cancelled, finished cells are saved; run the same command again "
+               "to resume", err=True)
+    raise typer.Exit(exit_code(exc))
+
+
+def _into(path: Path, default_name: str) -> Path:
+    """An output option: a file, or a folder to write ``default_name`` into."""
+    from zobench.paths import checked_child
+
+    return checked_child(path, default_name) if path.is_dir() else path
 
 
 def _split(values: Optional[list[str]]) -> Optional[list[str]]:
@@ -42,6 +88,20 @@ def _seeds(values: Optional[list[str]]) -> Optional[list[int]]:
         return [int(v) for v in items]
     except ValueError:
         raise UserError(f"--seeds takes integers, got {', '.join(items)}") from None
+
+
+def _split_sizes(values: Optional[list[str]]) -> Optional[dict[str, int]]:
+    """``train=32,dev=8`` → {"train": 32, "dev": 8}."""
+    items = _split(values)
+    if items is None:
+        return None
+    sizes = {}
+    for item in items:
+        name, _, size = item.partition("=")
+        if name not in ("train", "dev", "test") or not size.isdigit():
+            raise UserError(f"--split-sizes takes train=N, dev=N, test=N; got {item!r}")
+        sizes[name] = int(size)
+    return sizes
 
 
 def _load(results_dir: Path, suite: Optional[str]):
@@ -64,6 +124,8 @@ def run(
     models: Optional[list[str]] = typer.Option(None, "--models", help="replace the suite's models"),
     seeds: Optional[list[str]] = typer.Option(None, "--seeds", help="replace the suite's seeds"),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="replace every method's step count"),
+    split_sizes: Optional[list[str]] = typer.Option(None, "--split-sizes",
+                                                    help="override split sizes, e.g. train=32,dev=8,test=8"),
     results_dir: Path = ResultsDir,
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="benchmark data (default: $ZOBENCH_DATA_DIR, else the HF hub)"),
     force: bool = typer.Option(False, "--force", help="rerun cells that already have an ok record"),
@@ -76,19 +138,21 @@ def run(
 ) -> None:
     """Run a suite: every cell in its own process; records land in RESULTS_DIR."""
     from zobench.executors import executor_spec, prepare
+    from zobench.paths import checked_child
     from zobench.report import markdown_report
     from zobench.runner import preflight, run_cells
-    from zobench.store import atomic_write_text
+    from zobench.signals import terminate_as_interrupt
+    from zobench.store import WriteError, atomic_write_text, is_done
     from zobench.suite import Overrides, expand, load_suite, pending_for
     from zobench.tasks._data import resolve_data_dir
 
     try:
         spec = load_suite(suite)
         overrides = Overrides(methods=_split(methods), tasks=_split(tasks), models=_split(models),
-                              seeds=_seeds(seeds), steps=steps)
+                              seeds=_seeds(seeds), steps=steps, split_sizes=_split_sizes(split_sizes))
         cells = expand(spec, overrides)
         data_path = resolve_data_dir(data_dir)
-        preflight(cells, data_path)
+        preflight(cells, data_path, results_dir)
         chosen = executor_spec(spec.settings["executor"], executor,
                                {"gpus": gpus, "parallel": parallel, "address": ray_address,
                                 **_key_values(executor_option, "--executor-option")}, f"suite {spec.source}")
@@ -101,18 +165,23 @@ def run(
         typer.echo(entry.message(spec.source), err=True)
     typer.echo(f"suite {spec.name}: {len(cells)} cells → {results_dir}/runs/{spec.name}/ ({chosen.name})", err=True)
     try:
-        records = run_cells(cells, results_dir, data_path, force=force, progress=progress, executor=engine,
-                            detach=detach)
-    except KeyboardInterrupt:
-        typer.echo("interrupted: outstanding cells cancelled, finished cells are saved; run the same command again "
-                   "to resume", err=True)
-        raise typer.Exit(130)
-    if detach:
-        typer.echo(f"submitted; follow with `zobench status --suite {spec.name} --results-dir {results_dir}`", err=True)
-        return
-    df = _load(results_dir, spec.name)
-    report = markdown_report(df)
-    atomic_write_text(results_dir / "reports" / f"{spec.name}.md", report)
+        with terminate_as_interrupt():
+            records = run_cells(cells, results_dir, data_path, force=force, progress=progress, executor=engine,
+                                detach=detach)
+        if detach:
+            typer.echo(f"submitted; follow with `zobench status --suite {spec.name} --results-dir {results_dir}`",
+                       err=True)
+            return
+        if not records and not any(is_done(results_dir, cell) for cell in cells):
+            typer.echo(f"no records of suite {spec.name} yet: its cells are running elsewhere", err=True)
+            return
+        df = _load(results_dir, spec.name)
+        report = markdown_report(df)
+        atomic_write_text(checked_child(results_dir / "reports", f"{spec.name}.md"), report)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
+    except (UserError, WriteError) as exc:
+        _fail(exc)
     typer.echo(report)
     failed = [r["cell_id"] for r in records if r["status"] in ("error", "timeout")]
     if failed:
@@ -228,19 +297,19 @@ def report(
 ) -> None:
     """The comparison table of the stored records (ratios to the inference floor); --html adds figures."""
     from zobench.report import markdown_report
-    from zobench.store import atomic_write_text
+    from zobench.store import WriteError, atomic_write_text
 
     try:
         df = _load(results_dir, suite)
-    except UserError as exc:
-        _fail(exc)
-    text = markdown_report(df)
-    if html is not None:
-        from zobench.html_report import html_report
+        text = markdown_report(df)
+        if html is not None:
+            from zobench.html_report import html_report
 
-        atomic_write_text(html, html_report(df, f"zobench report: {suite or results_dir}"))
-    if out is not None:
-        atomic_write_text(out, text)
+            atomic_write_text(_into(html, "report.html"), html_report(df, f"zobench report: {suite or results_dir}"))
+        if out is not None:
+            atomic_write_text(_into(out, "report.md"), text)
+    except (UserError, WriteError) as exc:
+        _fail(exc)
     typer.echo(text)
 
 
@@ -251,18 +320,21 @@ def compare(
     suite: Optional[str] = typer.Option(None, "--suite", help="only this suite (a name or a YAML path); its thresholds apply"),
     threshold: Optional[list[str]] = typer.Option(None, "--threshold", help="KEY=NUMBER over the suite's, e.g. step_time=0.2"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write the Markdown here"),
+    allow_missing: bool = typer.Option(False, "--allow-missing",
+                                       help="a cell BASE has and HEAD lacks (or has unreadable) is not a regression"),
 ) -> None:
-    """The regression gate: exit 1 when HEAD regresses on BASE, 0 otherwise, 2 on bad input."""
+    """The regression gate: exit 1 when HEAD regresses on BASE (or lacks its cells), 0 otherwise, 2 on bad input
+    or when no cell is on both sides."""
     from zobench.compare import gate, parse_overrides, render
-    from zobench.store import atomic_write_text
+    from zobench.store import WriteError, atomic_write_text
 
     try:
-        result = gate(base, head, suite, parse_overrides(threshold))
-    except UserError as exc:
+        result = gate(base, head, suite, parse_overrides(threshold), allow_missing=allow_missing)
+        text = render(result)
+        if out is not None:
+            atomic_write_text(_into(out, "compare.md"), text)
+    except (UserError, WriteError) as exc:
         _fail(exc)
-    text = render(result)
-    if out is not None:
-        atomic_write_text(out, text)
     typer.echo(text)
     if len(result.regressions):
         raise typer.Exit(1)
@@ -280,7 +352,10 @@ def asv_record(
     """Save one commit's records as asv results (benchmarks/records.py) and publish the history."""
     from zobench import asv_flow
 
+    from zobench.paths import check_sha
+
     try:
+        check_sha(commit, "--commit")
         asv_flow.check_commit(asv_config, commit)
         if not records.exists():
             raise UserError(f"records '{records}' do not exist; pass a results dir or a suite folder")
@@ -312,20 +387,22 @@ def nightly(
     from zobench import asv_flow
     from zobench.nightly import NightlyArgs
     from zobench.nightly import nightly as run_nightly
+    from zobench.signals import terminate_as_interrupt
+    from zobench.store import WriteError
 
     args = NightlyArgs(suite=suite, store=store, out=out, commit=commit, baseline=baseline,
                        asv_config=None if no_asv else asv_config, machine=machine, accept=accept, data_dir=data_dir,
                        executor=executor)
     try:
-        code = run_nightly(args, say=lambda text: typer.echo(text, err=True))
-    except UserError as exc:
+        with terminate_as_interrupt():
+            code = run_nightly(args, say=lambda text: typer.echo(text, err=True))
+    except (UserError, WriteError) as exc:
         _fail(exc)
     except asv_flow.AsvError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
-    except KeyboardInterrupt:
-        typer.echo("interrupted: finished cells are saved; run the same command again to resume", err=True)
-        raise typer.Exit(130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     raise typer.Exit(code)
 
 

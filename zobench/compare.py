@@ -10,6 +10,10 @@ unit, so every metric is decided over the matched seeds:
 
 A change is a regression when it is beyond the metric's threshold *and* the test (where
 there is one) says it is not noise (p < alpha). Lower is better for every metric.
+
+The gate fails closed: a cell BASE has and HEAD lacks (or has unreadable: the reader skips
+it) is a regression unless ``allow_missing``, and two sides with no cell in common are bad
+input (exit 2), never "no regression".
 Usage: ``result = compare(load_results(base), load_results(head), thresholds_for)``.
 """
 
@@ -24,10 +28,10 @@ import pandas as pd
 
 from zobench.api import UserError
 from zobench.progress import human_bytes
-from zobench.store import read_record
+from zobench.records import OK_STATUSES, read_record, unit_key
 
-OK_STATUSES = ("ok", "diverged")  # cells whose metrics are results
 REGRESSION, IMPROVED, NOISE, SAME = "REGRESSION", "improved", "noise", "same"
+MISSING_ALLOWED = "missing (allowed)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,18 +197,27 @@ def _unit_rows(unit: str, base: pd.DataFrame, head: pd.DataFrame, thr: dict[str,
     return rows
 
 
+def _missing_rows(only_base: list[str], allow_missing: bool) -> list[dict]:
+    """BASE's cells that HEAD lacks: a run that died halfway must not pass the gate."""
+    verdict = MISSING_ALLOWED if allow_missing else REGRESSION
+    return [dict(cell=cell, seeds="", metric="missing in HEAD", base="record", head="none or unreadable",
+                 change="-", threshold="-", test="-", verdict=verdict) for cell in only_base]
+
+
 def compare(base: pd.DataFrame, head: pd.DataFrame,
-            thresholds_for: Callable[[str], dict[str, float]]) -> Comparison:
+            thresholds_for: Callable[[str], dict[str, float]], allow_missing: bool = False) -> Comparison:
     """Match BASE and HEAD cells by (suite, cell id); ``thresholds_for(suite)`` gives that suite's thresholds."""
     base, head = _prepare(base), _prepare(head)
     matched = base.index.intersection(head.index)
     only_base = sorted("/".join(k) for k in base.index.difference(head.index))
     only_head = sorted("/".join(k) for k in head.index.difference(base.index))
+    if matched.empty:
+        raise UserError(f"no cell is in both BASE and HEAD ({len(base)} and {len(head)} cells): nothing to compare")
     b, h = base.loc[matched], head.loc[matched]
-    rows: list[dict] = []
+    rows: list[dict] = _missing_rows(only_base, allow_missing)
     for key, group in b.groupby(["suite", "model", "task", "label"], sort=True):
         suite, model, task, label = key
-        unit = f"{suite}/{model}--{task}--{label}"
+        unit = unit_key(suite, model, task, label)
         rows += _unit_rows(unit, group.sort_values("seed"), h.loc[group.sort_values("seed").index], thresholds_for(suite))
     columns = ["cell", "seeds", "metric", "base", "head", "change", "threshold", "test", "verdict"]
     return Comparison(pd.DataFrame(rows, columns=columns), only_base, only_head)
@@ -249,7 +262,8 @@ def _records(path: Path, side: str, suite: str | None) -> pd.DataFrame:
     return df
 
 
-def gate(base: Path, head: Path, suite: str | None = None, overrides: dict[str, float] | None = None) -> Comparison:
+def gate(base: Path, head: Path, suite: str | None = None, overrides: dict[str, float] | None = None,
+         allow_missing: bool = False) -> Comparison:
     """Load both sides and compare them. Thresholds: defaults, then the suite's, then ``overrides``.
 
     ``suite`` (a built-in name or a YAML path) keeps only that suite's records; without it,
@@ -267,4 +281,4 @@ def gate(base: Path, head: Path, suite: str | None = None, overrides: dict[str, 
         own = spec.settings["thresholds"] if spec else load_suite(name).settings["thresholds"] if name in suite_names() else {}
         return parse_thresholds({**own, **overrides}, f"thresholds for suite {name}")
 
-    return compare(base_df, head_df, thresholds_for)
+    return compare(base_df, head_df, thresholds_for, allow_missing)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from zobench.api import UserError
+from zobench.scoring import loss_precision
 from zobench.tasks import Example, MaskedPrompt
 
 
@@ -172,14 +173,14 @@ def mask_head(model) -> torch.nn.Module:
 
 
 def masked_scores(model, batch: EncoderBatch, words: torch.Tensor) -> torch.Tensor:
-    """Label-word logits at the mask, (examples, labels), in fp32."""
+    """Label-word logits at the mask, (examples, labels), in fp32 (see scoring.loss_precision)."""
     hidden = model.base_model(**_inputs(model, batch)).last_hidden_state
     at_mask = hidden[torch.arange(len(hidden), device=hidden.device), batch.mask_pos]
-    return mask_head(model)(at_mask)[:, words].float()
+    return loss_precision(mask_head(model)(at_mask)[:, words])
 
 
 def classifier_scores(model, batch: EncoderBatch) -> torch.Tensor:
-    return model(**_inputs(model, batch)).logits.float()
+    return loss_precision(model(**_inputs(model, batch)).logits)
 
 
 @torch.no_grad()

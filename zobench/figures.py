@@ -16,9 +16,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-FLOOR = "floor"
+from zobench.records import FLOOR, OK_STATUSES, mean_over_seeds  # noqa: E402
+
 MIB = 1024 ** 2
 EVENT_STYLE = dict(marker="x", color="red", s=60, zorder=5, linewidths=2)
+
+
+def _shown(label: str) -> str:
+    """A label as matplotlib text, literally: a `$` would start mathtext (and an odd one fails to draw)."""
+    return str(label).replace("$", r"\$")
 
 
 def _by_label(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -28,18 +34,18 @@ def _by_label(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(label, rows[rows.label == label]) for label in labels]
 
 
-def _mean(values: pd.Series) -> float:
-    values = values.dropna().astype(float)
-    return float(values.mean()) if len(values) else math.nan
+def _mean(group: pd.DataFrame, column: str) -> float:
+    """The method's figure: the mean over its finished seeds (an oom cell's reached peak is no bar)."""
+    return mean_over_seeds(group[group.status.isin(OK_STATUSES)][column])
 
 
 def memory_figure(rows: pd.DataFrame) -> Figure:
     """Peak memory per method (mean over seeds), the floor's level drawn across."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     groups = _by_label(rows)
-    peaks = [_mean(g.peak_mem_bytes) / MIB for _, g in groups]
+    peaks = [_mean(g, "peak_mem_bytes") / MIB for _, g in groups]
     colours = ["grey" if label == FLOOR else "tab:blue" for label, _ in groups]
-    ax.bar([label for label, _ in groups], peaks, color=colours)
+    ax.bar([_shown(label) for label, _ in groups], peaks, color=colours)
     floor = [p for (label, _), p in zip(groups, peaks) if label == FLOOR]
     if floor and math.isfinite(floor[0]):
         ax.axhline(floor[0], color="grey", linestyle="--", label="inference floor")
@@ -69,12 +75,12 @@ def pareto_figure(rows: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     points = []
     for label, group in _by_label(rows):
-        mem, acc = _mean(group.peak_mem_bytes) / MIB, _mean(group.accuracy)
+        mem, acc = _mean(group, "peak_mem_bytes") / MIB, _mean(group, "accuracy")
         if math.isfinite(mem) and math.isfinite(acc):
             if label != FLOOR:
                 points.append((mem, acc))
             ax.scatter([mem], [acc], color="grey" if label == FLOOR else "tab:blue", zorder=3)
-            ax.annotate(label, (mem, acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(_shown(label), (mem, acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
     front = pareto_front(points)
     if front:
         ax.step([m for m, _ in front], [a for _, a in front], where="post", color="tab:green",
@@ -101,7 +107,7 @@ def loss_figure(rows: pd.DataFrame, records: dict[str, dict[str, Any]]) -> Figur
             losses = [math.nan if v is None else v for v in record.get("series", {}).get("loss", [])]
             if not losses:
                 continue
-            name = label if len(group) == 1 else f"{label} s{row.seed}"
+            name = _shown(label) if len(group) == 1 else f"{_shown(label)} s{row.seed}"
             (line,) = ax.plot(range(1, len(losses) + 1), losses, label=name)
             xs, ys = [], []
             for event in record.get("divergence", []):
@@ -133,7 +139,7 @@ def step_time_figure(rows: pd.DataFrame, records: dict[str, dict[str, Any]]) -> 
             warmup = int(record.get("metrics", {}).get("warmup_steps") or 0)
             times += [t * 1000 for t in record.get("series", {}).get("step_time_s", [])[warmup:] if t is not None]
         if times:
-            labels.append(label)
+            labels.append(_shown(label))
             samples.append(times)
     if samples:
         ax.boxplot(samples, tick_labels=labels)

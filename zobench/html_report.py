@@ -17,7 +17,7 @@ import pandas as pd
 
 from zobench import figures
 from zobench.report import COLUMNS, FOOTNOTE, groups, summarise, table
-from zobench.store import read_record
+from zobench.records import read_record
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 1400px; }

@@ -4,20 +4,37 @@ Every cell gets a fresh process so one cell's peak memory, CUDA context or crash
 leaks into another's. The parent blocks in ``multiprocessing.connection.wait`` on the
 pipe and the child's exit sentinel: it never spins, which would steal a core from the
 measured run (optimum-benchmark's launcher busy-polls).
+The child never outlives its parent or its deadline: it asks the kernel for SIGTERM when
+the parent dies (``PR_SET_PDEATHSIG``, Linux) and a watchdog thread checks the parent pid
+and the deadline every second (the portable fallback, and the backstop should the parent
+hang). It ignores SIGINT: Ctrl-C reaches the whole terminal process group, and the parent,
+which handles it, stops the child (one line on screen, not one traceback per process).
+Its temporary files (the best-on-dev checkpoint: a full model copy for ``ft``) go to a
+scratch folder the parent creates and removes on every exit path; a child that dies
+alone removes it too.
 Usage: ``outcome = run_isolated(fn, payload, timeout_s=600, on_message=print)``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import multiprocessing as mp
+import os
+import shutil
 import signal
+import sys
+import tempfile
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
 Target = Callable[[Any, Callable[[str, dict], None]], Any]
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+CHILD_GRACE_S = 30.0  # the child's own deadline: the parent's, plus time for the parent to stop it
+WATCH_EVERY_S = 1.0
 
 
 @dataclasses.dataclass
@@ -28,7 +45,34 @@ class Outcome:
     exitcode: int | None = None
 
 
-def _child_main(target: Target, payload: Any, conn: Connection) -> None:
+def _die_with(scratch: str, code: int) -> None:
+    """End this child now, its scratch folder removed (its monitor sees the pipe close and ends too)."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    os._exit(code)
+
+
+def _guard(parent_pid: int, deadline_s: float, scratch: str) -> None:
+    """Tie the child's life to its parent's and to its own deadline (see the module doc)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the monitor process too
+    signal.signal(signal.SIGTERM, lambda *_: _die_with(scratch, 128 + signal.SIGTERM))
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    end = time.monotonic() + deadline_s
+
+    def watch() -> None:
+        while os.getppid() == parent_pid and time.monotonic() < end:
+            time.sleep(WATCH_EVERY_S)
+        _die_with(scratch, 128 + signal.SIGKILL)
+
+    threading.Thread(target=watch, name="zobench-cell-watchdog", daemon=True).start()
+
+
+def _child_main(target: Target, payload: Any, conn: Connection, parent_pid: int = 0, deadline_s: float = 0,
+                scratch: str = "") -> None:
+    if parent_pid:
+        _guard(parent_pid, deadline_s, scratch)
+        tempfile.tempdir = scratch  # the checkpoint and any other temporary file land in the parent's folder
+
     def emit(kind: str, data: dict) -> None:
         conn.send((kind, data))
 
@@ -64,9 +108,15 @@ def run_isolated(target: Target, payload: Any, timeout_s: float,
     ``stop`` becoming readable (an executor cancelling from another thread) ends the child."""
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
+    scratch = tempfile.mkdtemp(prefix="zobench-cell-")
     # Not a daemon: the cell starts its own monitor process, which daemons may not do.
-    proc = ctx.Process(target=_child_main, args=(target, payload, child_conn), daemon=False)
-    proc.start()
+    proc = ctx.Process(target=_child_main, daemon=False,
+                       args=(target, payload, child_conn, os.getpid(), timeout_s + CHILD_GRACE_S, scratch))
+    try:
+        proc.start()
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     child_conn.close()  # so the parent sees EOF when the child dies
     deadline = time.monotonic() + timeout_s
     outcome: Outcome | None = None
@@ -105,3 +155,4 @@ def run_isolated(target: Target, payload: Any, timeout_s: float,
         raise
     finally:
         parent_conn.close()
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -17,7 +17,9 @@ Usage: ``model, tokenizer, info = load_model("random:tiny-llama", "fp32", "cpu")
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import importlib.util
 import os
 import shutil
@@ -37,6 +39,15 @@ def _tiny_llama():
 
     return LlamaConfig(vocab_size=384, hidden_size=64, intermediate_size=172, num_hidden_layers=2,
                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
+
+
+def _tiny_opt():
+    from transformers import OPTConfig
+
+    # OPT's architecture (learned positions, LayerNorm, fc1/fc2, tied head) at test size;
+    # 2048 positions as OPT, so MeZO's max_length 2048 fits
+    return OPTConfig(vocab_size=384, hidden_size=64, ffn_dim=172, num_hidden_layers=2, num_attention_heads=4,
+                     max_position_embeddings=2048, word_embed_proj_dim=64)
 
 
 def _llama2_7b():
@@ -74,6 +85,7 @@ def _tiny_bert():
 
 RANDOM_CONFIGS: dict[str, tuple[Callable[[], Any], str]] = {
     "tiny-llama": (_tiny_llama, "2-layer Llama, hidden 64, for tests"),
+    "tiny-opt": (_tiny_opt, "2-layer OPT, hidden 64, for tests"),
     "llama2-7b": (_llama2_7b, "Llama-2-7B shapes (6.7B params)"),
     "opt-13b": (_opt_13b, "OPT-13B shapes"),
     "roberta-large": (_roberta_large, "RoBERTa-large shapes (masked LM)"),
@@ -236,6 +248,20 @@ def load_model(name: str, dtype: str, device: str, seed: int = 0,
     return model, tokenizer, info
 
 
+@functools.lru_cache(maxsize=8)
+def _gguf_config(location: str):
+    """Reading a GGUF file's config parses its whole vocabulary (~20 s for SmolLM2 on 2 cores):
+    once per process, as preflight builds every method on the meta device."""
+    from transformers import AutoConfig
+
+    path = Path(location)
+    stat = path.stat()
+    cached = cache_dir() / "gguf" / f"{path.stem}-{stat.st_size}-{int(stat.st_mtime)}"  # _dequantised_gguf_dir's
+    if (cached / "config.json").is_file():  # a cell has run before: its plain config reads at once
+        return AutoConfig.from_pretrained(cached)
+    return AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+
+
 def meta_model(name: str) -> torch.nn.Module:
     """The model's architecture on the meta device: shapes only, no weights read or allocated."""
     from transformers import AutoConfig
@@ -250,8 +276,7 @@ def meta_model(name: str) -> torch.nn.Module:
         with torch.device("meta"):
             return AutoModelForSequenceClassification.from_config(config, dtype=torch.bfloat16)
     elif source.kind == "gguf":
-        path = Path(source.location)
-        config = AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+        config = copy.deepcopy(_gguf_config(source.location))
     else:
         check_model(name)  # a readable one-line error when the hub is unreachable
         config = AutoConfig.from_pretrained(source.location)

@@ -21,7 +21,8 @@ from typing import Callable
 
 from zobench import asv_flow
 from zobench.api import UserError
-from zobench.store import atomic_write_text, load_results
+from zobench.paths import check_sha, checked_child
+from zobench.store import atomic_write_text, check_writable, load_results
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,8 @@ def _baseline(args: NightlyArgs, commit: str) -> Path | None:
         return args.baseline
     pointer = args.store / "BASELINE"
     accepted = pointer.read_text().strip() if pointer.is_file() else ""
+    if accepted:
+        check_sha(accepted, f"{pointer}")  # a pointer edited to ../x must not lead outside the store
     return args.store / accepted if accepted and accepted != commit and (args.store / accepted).is_dir() else None
 
 
@@ -69,21 +72,22 @@ def nightly(args: NightlyArgs, say: Callable[[str], None]) -> int:
     from zobench.tasks._data import resolve_data_dir
 
     # Everything the user gave is checked before the first cell runs.
-    commit = args.commit or head_commit()
+    commit = check_sha(args.commit or head_commit(), "--commit")
     spec = load_suite(args.suite)
     cells = expand(spec)
     data_path = resolve_data_dir(args.data_dir)
+    results = checked_child(args.store, commit)
     preflight(cells, data_path)
     baseline = _baseline(args, commit)
     if baseline is not None and load_results(baseline).query("suite == @spec.name").empty:
         raise UserError(f"baseline '{baseline}' has no records of suite '{spec.name}'")
     if args.asv_config is not None:
         asv_flow.check_commit(args.asv_config, commit)
+    check_writable(results)  # last: it creates the folder
 
-    results = args.store / commit
     chosen = executor_spec(spec.settings["executor"], args.executor, {}, f"suite {spec.source}")
-    say(f"[1/5] run suite {spec.name} for {commit[:12]}: {len(cells)} cells → {results}/runs/{spec.name}/ ({chosen.name})")
     engine, progress = prepare(chosen, cells, results)
+    say(f"[1/5] run suite {spec.name} for {commit[:12]}: {len(cells)} cells → {results}/runs/{spec.name}/ ({chosen.name})")
     records = run_cells(cells, results, data_path, progress=progress, executor=engine)
     failed = [r["cell_id"] for r in records if r["status"] in ("error", "timeout")]
 

@@ -15,8 +15,12 @@ from pathlib import Path
 
 from zobench.api import UserError
 
-MAX_NAME = 100  # a cell id joins four names; 4 × 100 + separators stays under the 255-byte file-name limit
+MAX_NAME = 100
+MAX_FILE_NAME = 255  # bytes, the limit of ext4, xfs, btrfs and tmpfs
+# what atomic_write_text adds around a file name for its temporary file: "." + name + ".XXXXXXXX.tmp"
+TEMP_OVERHEAD = len("..12345678.tmp")
 SAFE_NAME = re.compile(r"[A-Za-z0-9_+\-][A-Za-z0-9._+\-]{0,%d}" % (MAX_NAME - 1))
+SAFE_STEM = re.compile(r"[A-Za-z0-9_+\-][A-Za-z0-9._+\-]*")
 SHA = re.compile(r"[0-9a-fA-F]{4,64}")
 
 
@@ -31,6 +35,18 @@ def check_name(value: object, setting: str) -> str:
     if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
         raise UserError(f"{setting}: {shorten(value)} is not a valid name (1-{MAX_NAME} characters of letters, "
                         "digits and ._+-, not starting with '.')")
+    return value
+
+
+def check_file_stem(value: str, suffix: str, setting: str) -> str:
+    """A whole file name built from names (a cell id): safe characters, and short enough that
+    ``value + suffix`` and its temporary file fit the file system's name limit."""
+    if not SAFE_STEM.fullmatch(value):
+        raise UserError(f"{setting}: {shorten(value)} is not a valid file name (letters, digits and ._+-, "
+                        "not starting with '.')")
+    if len((value + suffix).encode()) + TEMP_OVERHEAD > MAX_FILE_NAME:
+        raise UserError(f"{setting}: {shorten(value)} is too long for a file name "
+                        f"({len(value)} characters; at most {MAX_FILE_NAME - TEMP_OVERHEAD - len(suffix)})")
     return value
 
 

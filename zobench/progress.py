@@ -47,9 +47,9 @@ class Progress:
     def held(self, cell_id: str, holder: dict[str, Any]) -> None:
         """Another run (or a queued Slurm job) holds the cell's claim: not run twice."""
         self.done += 1
-        job = f" job {holder['job_id']}" if holder.get("job_id") else ""
-        self._print(f"[{self.done}/{self.total}] {cell_id}: held by {holder.get('executor', '?')}{job} "
-                    f"(host {holder.get('host', '?')}, pid {holder.get('pid', '?')}), skipped")
+        job = f"{holder.get('executor', '?')} job {holder['job_id']}, " if holder.get("job_id") else ""
+        self._print(f"[{self.done}/{self.total}] {cell_id}: running elsewhere ({job}pid {holder.get('pid', '?')} on "
+                    f"{holder.get('host', '?')}), skipped")
 
     def cell_started(self, cell_id: str) -> None:
         left = self.total - self.done
@@ -65,6 +65,8 @@ class Progress:
             else:
                 self._close_bar()
                 self._print(f"  {data['phase']}…")
+        elif kind == "warning":
+            self._print(f"  warning: {data['message']}")
         elif kind == "step" and self.bar is not None:
             self.bar.set_postfix_str(
                 f"loss {data['loss']:.4f}, {data['step_time_s'] * 1000:.0f} ms/step, "

@@ -14,6 +14,8 @@ import typing
 from typing import Any
 
 from zobench.api import UserError
+from zobench.paths import shorten
+from zobench.ranges import check_range, field_range
 
 
 def method_names() -> list[str]:
@@ -35,24 +37,34 @@ def make_args(method: str, raw: dict[str, Any], where: str = "") -> Any:
     """Build ``<method>.Args`` from a dict, rejecting unknown keys and wrong types."""
     cls = method_module(method).Args
     hints = typing.get_type_hints(cls)
-    valid = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    valid = list(fields)
     prefix = f"{where}: " if where else ""
     values = {}
     for key, value in raw.items():
         if key not in valid:
             raise UserError(
-                f"{prefix}unknown hyperparameter '{key}' for method '{method}'; valid: {', '.join(valid) or '(none)'}"
+                f"{prefix}unknown hyperparameter {shorten(key)} for method '{method}'; valid: {', '.join(valid) or '(none)'}"
             )
-        values[key] = _coerce(value, hints[key], f"{prefix}hyperparameter '{key}' of method '{method}'")
+        what = f"{prefix}hyperparameter '{key}' of method '{method}'"
+        values[key] = _coerce(value, hints[key], what)
+        check_range(values[key], field_range(fields[key]), what)  # the range the method declares
     return cls(**values)
 
 
 def _coerce(value: Any, hint: Any, what: str) -> Any:
-    """Check one value against a simple type hint (float, int, str, bool, Literal)."""
+    """Check one value against a simple type hint (float, int, str, bool, Literal, X | None)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = [h for h in typing.get_args(hint) if h is not type(None)]
+        if value is None and len(options) < len(typing.get_args(hint)):
+            return None
+        if len(options) == 1:
+            return _coerce(value, options[0], what)
+        return value
     if typing.get_origin(hint) is typing.Literal:
         choices = typing.get_args(hint)
         if value not in choices:
-            raise UserError(f"{what} is {value!r}; valid: {', '.join(map(str, choices))}")
+            raise UserError(f"{what} is {shorten(value)}; valid: {', '.join(map(str, choices))}")
         return value
     if hint is float:
         # PyYAML reads `1e-6` (no dot) as a string, so accept numeric strings for floats.
@@ -74,7 +86,7 @@ def _coerce(value: Any, hint: Any, what: str) -> Any:
             return value
     else:
         return value
-    raise UserError(f"{what} must be {hint.__name__}, got {type(value).__name__} {value!r}")
+    raise UserError(f"{what} must be {hint.__name__}, got {type(value).__name__} {shorten(value)}")
 
 
 def args_dict(args: Any) -> dict[str, Any]:

@@ -11,8 +11,7 @@ import math
 import pandas as pd
 
 from zobench.progress import human_bytes
-
-FLOOR = "floor"
+from zobench.records import FLOOR, OK_STATUSES
 
 
 def _mean_sd(values: pd.Series, fmt: str = "{:.3f}") -> str:
@@ -53,7 +52,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (suite, model, task, method label): means over seeds and status counts."""
     rows = []
     for (suite, model, task, label), group in df.groupby(["suite", "model", "task", "label"], sort=False):
-        ok = group[group.status.isin(["ok", "diverged"])]
+        ok = group[group.status.isin(OK_STATUSES)]
         rows.append({
             "suite": suite, "model": model, "task": task, "label": label, "method": group.method.iloc[0],
             "synthetic": bool(group.synthetic.fillna(False).any()),
@@ -70,7 +69,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
             "forwards_to_target": _to_target(group),
             "divergence_events": int(group.divergence_events.fillna(0).sum()),
             "divergence_rate": float((group.divergence_events.fillna(0) > 0).mean()),
-            "trainable_params": group.trainable_params.dropna().iloc[0] if group.trainable_params.notna().any() else None,
+            "trainable_params": float(group.trainable_params.dropna().iloc[0]) if group.trainable_params.notna().any() else math.nan,
             "contended": int(ok.contended.eq(True).sum()),  # None: recorded before the flag existed
         })
     return pd.DataFrame(rows)
@@ -78,6 +77,16 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 
 COLUMNS = ["method", "status", "peak mem", "× floor", "step time", "× floor ", "fwd/step", "fwd to target",
            "step-0 acc", "final acc", "best-on-dev acc", "dev acc", "div. events (rate)", "trainable"]
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def literal(value: object) -> str:
+    """A table cell that renders as its text: one line, ``|`` and ``$`` escaped (labels come from users)."""
+    text = " ".join(str(value).split())
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("$", "\\$")
 
 
 def _count(value: float | None) -> str:
@@ -89,20 +98,20 @@ def _count(value: float | None) -> str:
 def table(group: pd.DataFrame) -> list[dict[str, str]]:
     """The comparison rows of one (suite, model, task) summary group, formatted, keyed by COLUMNS."""
     floor = group[group.method == FLOOR]
-    floor_mem = floor.peak_mem_bytes.iloc[0] if len(floor) else None
-    floor_time = floor.step_time_s.iloc[0] if len(floor) else None
+    floor_mem = floor.peak_mem_bytes.iloc[0] if len(floor) and _finite(floor.peak_mem_bytes.iloc[0]) else None
+    floor_time = floor.step_time_s.iloc[0] if len(floor) and _finite(floor.step_time_s.iloc[0]) else None
     rows = []
     for r in group.itertuples():
-        peak = human_bytes(r.peak_mem_bytes) if math.isfinite(r.peak_mem_bytes) else "-"
-        if not math.isfinite(r.peak_mem_bytes) and math.isfinite(r.oom_peak_mem_bytes):
+        peak = human_bytes(r.peak_mem_bytes) if _finite(r.peak_mem_bytes) else "-"
+        if not _finite(r.peak_mem_bytes) and _finite(r.oom_peak_mem_bytes):
             peak = f"oom at {human_bytes(r.oom_peak_mem_bytes)}"
         rows.append(dict(zip(COLUMNS, [
             r.label, r.statuses, peak,
             _ratio(r.peak_mem_bytes, floor_mem),
-            (f"{r.step_time_s * 1000:.0f} ms" + (" †" if r.contended else "")) if math.isfinite(r.step_time_s) else "-",
+            (f"{r.step_time_s * 1000:.0f} ms" + (" †" if r.contended else "")) if _finite(r.step_time_s) else "-",
             _ratio(r.step_time_s, floor_time), _count(r.forwards_per_step),
             r.forwards_to_target, r.step0, r.final, r.best, r.dev, f"{r.divergence_events} ({r.divergence_rate:.0%})",
-            f"{int(r.trainable_params):,}" if r.trainable_params is not None else "-"])))
+            f"{int(r.trainable_params):,}" if _finite(r.trainable_params) else "-"])))
     return rows
 
 
@@ -124,10 +133,10 @@ def markdown_report(df: pd.DataFrame) -> str:
         return "No records found.\n"
     out = []
     for heading, group in groups(summarise(df)):
-        out.append(f"## {heading}\n")
+        out.append(f"## {literal(heading)}\n")
         out.append("| " + " | ".join(c.strip() for c in COLUMNS) + " |")
         out.append("|" + "---|" * len(COLUMNS))
-        out += ["| " + " | ".join(row.values()) + " |" for row in table(group)]
+        out += ["| " + " | ".join(literal(v) for v in row.values()) + " |" for row in table(group)]
         sources = ", ".join(sorted(set(group.peak_mem_source) - {"-"}))
         contended = (" † Timing from a contended cell: other processes kept the machine's CPUs or the cell's GPUs "
                      "busy while it trained (the record's contention); rerun it on a quiet machine."

@@ -16,14 +16,35 @@ Usage: ``batch = collate(encode(tokenizer, examples, 256), pad_id)``; ``option_s
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import inspect
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from zobench.tasks import Example, RandomTokens
+
+# Training losses upcast the logits to fp32 unless a ZO method asks for its model's dtype
+# (``loss_dtype: model``, as MeZO's fp16 OPT runs computed log-softmax and CE in fp16).
+_LOSS_IN_MODEL_DTYPE = contextvars.ContextVar("loss_in_model_dtype", default=False)
+
+
+@contextlib.contextmanager
+def loss_in_model_dtype() -> Iterator[None]:
+    """Inside, losses keep the logits' dtype (fp16/bf16 on a half-precision model)."""
+    token = _LOSS_IN_MODEL_DTYPE.set(True)
+    try:
+        yield
+    finally:
+        _LOSS_IN_MODEL_DTYPE.reset(token)
+
+
+def loss_precision(logits: torch.Tensor) -> torch.Tensor:
+    """fp32 logits for the loss, or the model's own dtype inside ``loss_in_model_dtype``."""
+    return logits if _LOSS_IN_MODEL_DTYPE.get() else logits.float()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +166,8 @@ def collate(examples: Sequence[EncodedExample], pad_id: int) -> Batch:
 
 
 def option_logprobs(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of the option tokens' log-probabilities, number of option tokens) per sequence, in fp32."""
+    """(sum of the option tokens' log-probabilities, number of option tokens) per sequence, in fp32
+    (in the model's dtype inside ``loss_in_model_dtype``)."""
     kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids)
     accepted = inspect.signature(model.forward).parameters
     if "logits_to_keep" in accepted:
@@ -157,7 +179,7 @@ def option_logprobs(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor,
         kwargs["use_cache"] = False
     logits = model(**kwargs).logits[:, -batch.keep :]
     targets = batch.input_ids[:, -batch.keep + 1 :]
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    logprobs = torch.log_softmax(loss_precision(logits[:, :-1]), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     mask = batch.option_mask.to(logprobs.dtype)
     return (logprobs * mask).sum(-1), mask.sum(-1)
 

@@ -8,13 +8,16 @@ Usage: ``write_record(results_dir, record)``; ``load_results("results")`` → Da
 from __future__ import annotations
 
 import json
+import contextlib
 import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from zobench.api import Cell
+from zobench.api import Cell, UserError
+from zobench.paths import checked_child, shorten
+from zobench.records import read_record, scan
 
 RESULT_COLUMNS = [
     "suite", "model", "task", "method", "label", "seed", "status", "accuracy", "dev_accuracy",
@@ -24,8 +27,43 @@ RESULT_COLUMNS = [
 ]
 
 
+WRITE_ERROR_EXIT = 3  # the CLI's exit code when results cannot be written (full disk, read-only, ...)
+
+
+class WriteError(Exception):
+    """Results could not be written: the CLI prints one line and exits WRITE_ERROR_EXIT."""
+
+
 def record_path(results_dir: Path, suite: str, cell_id: str) -> Path:
-    return Path(results_dir) / "runs" / suite / f"{cell_id}.json"
+    """Where a cell's record lives; the names were checked, and the path is checked again here."""
+    return checked_child(Path(results_dir) / "runs", suite, f"{cell_id}.json")
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it; set straight back
+    os.umask(mask)
+    return mask
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write and remove a probe file in it, before the first cell runs."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"results dir {shorten(str(folder))} is a file, not a folder; pass another --results-dir")
+    probe = folder / f".zobench-probe-{os.getpid()}"
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again if the probe fails
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"x" * 4096)  # a page, so a full disk fails here rather than on the first record
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as exc:
+        for path in (probe, *created):
+            with contextlib.suppress(OSError):
+                path.rmdir() if path.is_dir() else path.unlink()
+        raise UserError(f"results dir {shorten(str(folder))} is not writable: {exc.strerror or exc}") from None
 
 
 def _clean(value: Any) -> Any:
@@ -40,16 +78,29 @@ def _clean(value: Any) -> Any:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``text`` to ``path`` atomically, with the mode a plain open() would give (the umask's).
+
+    An OSError (full disk, read-only, a folder in the way) becomes WriteError naming the path;
+    the old file, if any, is left as it was.
+    """
+    path = Path(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600: a shared results dir must stay readable
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise WriteError(f"cannot write {shorten(str(path))}: {exc.strerror or exc}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -59,27 +110,15 @@ def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
-    try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and "schema_version" in record else None
-
-
 def is_done(results_dir: Path, cell: Cell) -> bool:
     """Resume rule: a stored ``ok`` record for exactly this cell configuration."""
     record = read_record(record_path(results_dir, cell.suite, cell.cell_id))
     return bool(record) and record.get("status") == "ok" and record.get("cell") == _clean(cell.to_dict())
 
 
-def iter_records(path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
-    path = Path(path)
-    files = [path] if path.is_file() else sorted(path.rglob("*.json"))
-    for file in files:
-        record = read_record(file)
-        if record is not None and "cell" in record:
-            yield file, record
+def iter_records(path: Path, warn=None) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """The readable records under ``path`` (zobench.records.scan; ``warn`` gets its skip lines)."""
+    yield from scan(Path(path), warn).records
 
 
 def flatten(record: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
@@ -101,10 +140,15 @@ def flatten(record: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
     return row
 
 
-def load_results(path: str | os.PathLike):
-    """All records under ``path`` (a results dir, a suite folder or one file) as a DataFrame."""
+def load_results(path: str | os.PathLike, warn="stderr"):
+    """All records under ``path`` (a results dir, a suite folder or one file) as a DataFrame.
+
+    Files that are no readable record are skipped with a warning line each on stderr
+    (``warn=None``: quietly; or a callable that gets the lines)."""
     import pandas as pd
 
-    rows = [flatten(record, file) for file, record in iter_records(Path(path))]
+    from zobench.records import warn_stderr
+
+    rows = [flatten(record, file) for file, record in scan(Path(path), warn_stderr if warn == "stderr" else warn).records]
     extra = sorted({k for row in rows for k in row} - set(RESULT_COLUMNS))
     return pd.DataFrame(rows, columns=RESULT_COLUMNS + extra)

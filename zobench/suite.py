@@ -21,7 +21,10 @@ from zobench.api import Cell, UserError
 from zobench.checkpoint import SELECT_ON
 from zobench.compare import parse_thresholds
 from zobench.models import DTYPES
+from zobench.paths import check_file_stem, check_name, shorten
+from zobench.ranges import Range, check_range
 from zobench.registry import make_args, method_names
+from zobench.strict_yaml import strict_load
 from zobench.tasks import get_task, task_names
 
 # Suite-level settings, their types and defaults. Method entries may override the
@@ -61,6 +64,13 @@ METHOD_OVERRIDES = {"steps": int, "batch_size": int, "monitor": bool, "eval_ever
 POLICIES = ("continue", "stop")
 TARGET_METRICS = ("dev_accuracy", "train_loss")
 DEVICES = ("auto", "cpu", "cuda")
+# The valid range of every numeric suite setting (checked before the first cell starts).
+RANGES = {
+    "steps": Range(ge=1), "batch_size": Range(ge=1), "max_length": Range(ge=8), "eval_batch_size": Range(ge=1),
+    "timeout_s": Range(gt=0), "spike_factor": Range(gt=1), "rebound_delta": Range(gt=0), "warmup_steps": Range(ge=0),
+    "eval_every": Range(ge=0), "data_seed": Range(ge=0), "seeds": Range(ge=0), "split_sizes": Range(ge=1),
+}
+SPLITS = ("train", "dev", "test")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +103,7 @@ class Overrides:
     models: list[str] | None = None
     seeds: list[int] | None = None
     steps: int | None = None
+    split_sizes: dict[str, int] | None = None  # over the suite's (smoke runs of paper suites)
 
 
 def suite_names() -> list[str]:
@@ -116,7 +127,7 @@ def load_suite(name_or_path: str) -> Suite:
 
 def parse_suite(text: str, source: str) -> Suite:
     try:
-        raw = yaml.safe_load(text)
+        raw = strict_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -125,7 +136,7 @@ def parse_suite(text: str, source: str) -> Suite:
         raise UserError(f"suite {source}: expected a mapping of settings, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(SETTINGS))
     if unknown:
-        raise UserError(f"suite {source}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(SETTINGS)}")
+        raise UserError(f"suite {source}: unknown setting(s) {shorten(', '.join(map(str, unknown)))}; valid: {', '.join(SETTINGS)}")
     settings = {}
     for key, (kind, default) in SETTINGS.items():
         if key not in raw:
@@ -136,11 +147,37 @@ def parse_suite(text: str, source: str) -> Suite:
         value = raw[key]
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise UserError(f"suite {source}: setting '{key}' must be {names}, got {type(value).__name__} {value!r}")
+            raise UserError(f"suite {source}: setting '{key}' must be {names}, got {type(value).__name__} {shorten(value)}")
+        check_range(value, RANGES.get(key), f"suite {source}: setting '{key}'")
         settings[key] = value
+    check_name(settings["name"], f"suite {source}: name")
+    _check_lists(settings, source)
     parse_thresholds(settings["thresholds"], f"suite {source}")
     _check_pending(settings, source)
     return Suite(settings["name"], source, settings)
+
+
+def _check_lists(settings: dict[str, Any], source: str) -> None:
+    """Non-empty lists of the right kind (an empty one would expand to zero cells), and split sizes."""
+    for key, kind in (("models", str), ("tasks", str), ("seeds", int)):
+        values = settings[key]
+        if not values or any(not isinstance(v, kind) or isinstance(v, bool) for v in values):
+            raise UserError(f"suite {source}: setting '{key}' must be a non-empty list of {kind.__name__}s, "
+                            f"got {shorten(values)}")
+        for value in values:
+            check_range(value, RANGES.get(key), f"suite {source}: a value of '{key}'")
+    if not settings["methods"]:
+        raise UserError(f"suite {source}: setting 'methods' is empty; name at least one method")
+    for label in settings["methods"]:
+        check_name(label, f"suite {source}: methods label")
+    sizes = settings["split_sizes"]
+    unknown = sorted(map(str, set(sizes) - set(SPLITS)))
+    if unknown:
+        raise UserError(f"suite {source}: unknown split(s) in split_sizes: {shorten(', '.join(unknown))}; valid: {', '.join(SPLITS)}")
+    for split, size in sizes.items():
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise UserError(f"suite {source}: split_sizes.{split} must be int, got {shorten(size)}")
+        check_range(size, RANGES["split_sizes"], f"suite {source}: split_sizes.{split}")
 
 
 def _check_pending(settings: dict[str, Any], source: str) -> None:
@@ -150,7 +187,7 @@ def _check_pending(settings: dict[str, Any], source: str) -> None:
         raise UserError(f"suite {source}: pending takes {' and '.join(PENDING_KINDS)}, got {', '.join(unknown)}")
     for kind, entries in pending.items():
         if not isinstance(entries, dict) or not all(isinstance(r, str) and r.strip() for r in entries.values()):
-            raise UserError(f"suite {source}: pending {kind} must map each name to a reason, got {entries!r}")
+            raise UserError(f"suite {source}: pending {kind} must map each name to a reason, got {shorten(entries)}")
     listed = {"methods": set(map(str, settings["methods"])), "tasks": set(map(str, settings["tasks"]))}
     for kind, entries in pending.items():
         both = sorted(set(map(str, entries)) & listed[kind])
@@ -175,7 +212,7 @@ def _method_entries(suite: Suite) -> dict[str, dict[str, Any]]:
     for label, entry in suite.settings["methods"].items():
         entry = {} if entry is None else entry
         if not isinstance(entry, dict):
-            raise UserError(f"suite {suite.source}: method '{label}' must map to hyperparameters, got {entry!r}")
+            raise UserError(f"suite {suite.source}: method '{label}' must map to hyperparameters, got {shorten(entry)}")
         entries[str(label)] = dict(entry)
     return entries
 
@@ -186,7 +223,8 @@ def _target(target: dict[str, Any], where: str) -> tuple[str | None, float | Non
         return None, None
     if set(target) != {"metric", "value"} or target["metric"] not in TARGET_METRICS \
             or not isinstance(target["value"], (int, float)) or isinstance(target["value"], bool):
-        raise UserError(f"{where}: target must be {{metric: {' | '.join(TARGET_METRICS)}, value: <number>}}, got {target!r}")
+        raise UserError(f"{where}: target must be {{metric: {' | '.join(TARGET_METRICS)}, value: <number>}}, got {shorten(target)}")
+    check_range(float(target["value"]), None, f"{where}: target value")
     return target["metric"], float(target["value"])
 
 
@@ -202,7 +240,11 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                         f"runnable tasks: {', '.join(map(str, s['tasks']))}")
     seeds = overrides.seeds if overrides.seeds is not None else s["seeds"]
     if any(not isinstance(x, int) or isinstance(x, bool) for x in seeds):
-        raise UserError(f"{where}: seeds must be integers, got {seeds!r}")
+        raise UserError(f"{where}: seeds must be integers, got {shorten(seeds)}")
+    if not seeds:
+        raise UserError(f"{where}: no seeds to run (the suite expands to zero cells)")
+    for seed in seeds:
+        check_range(seed, RANGES["seeds"], f"{where}: seed")
     if s["dtype"] not in DTYPES:
         raise UserError(f"{where}: unknown dtype '{s['dtype']}'; valid: {', '.join(DTYPES)}")
     if s["device"] not in DEVICES and not s["device"].startswith("cuda:"):
@@ -235,7 +277,8 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
             if key in entry:
                 value = entry.pop(key)
                 if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-                    raise UserError(f"{where}: '{key}' of method '{label}' must be {kind.__name__}, got {value!r}")
+                    raise UserError(f"{where}: '{key}' of method '{label}' must be {kind.__name__}, got {shorten(value)}")
+                check_range(value, RANGES.get(key), f"{where}: '{key}' of method '{label}'")
                 harness[key] = value
         if harness.get("dtype", s["dtype"]) not in DTYPES:
             raise UserError(f"{where}: unknown dtype '{harness['dtype']}' for method '{label}'; valid: {', '.join(DTYPES)}")
@@ -243,13 +286,19 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
             raise UserError(f"{where}: gpus of method '{label}' must be at least 1, got {harness.get('gpus', s['gpus'])}")
         args = make_args(method, entry, where)  # validates names and types now, not in the child
         steps = overrides.steps if overrides.steps is not None else harness.get("steps", s["steps"])
+        warmup = s["warmup_steps"]
+        if overrides.steps is not None:  # a quick `--steps N` check times what it can: warm-up at most N-1
+            warmup = min(warmup, steps - 1)
+        if warmup >= steps:  # no step would be timed: a step time of nothing
+            raise UserError(f"{where}: warmup_steps ({s['warmup_steps']}) must be below the steps of method "
+                            f"'{label}' ({steps}); valid: 0 to {steps - 1}")
         for task_name in tasks:
             task = get_task(task_name)
             length = getattr(task, "sequence_length", None)
             if length is not None and length > s["max_length"]:
                 # Truncating would run a shorter sequence than the task's name states.
                 raise UserError(f"{where}: task '{task_name}' needs max_length >= {length}, got {s['max_length']}")
-            sizes = {**task.default_sizes, **s["split_sizes"]}
+            sizes = {**task.default_sizes, **s["split_sizes"], **(overrides.split_sizes or {})}
             for model in models:
                 for seed in seeds:
                     cells.append(Cell(
@@ -259,14 +308,18 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                         device=s["device"], data_seed=seed if s["data_seed"] == "seed" else s["data_seed"], split_sizes=sizes,
                         max_length=s["max_length"], eval_batch_size=s["eval_batch_size"],
                         timeout_s=float(s["timeout_s"]), spike_factor=float(s["spike_factor"]),
-                        warmup_steps=s["warmup_steps"], eval_every=harness.get("eval_every", s["eval_every"]),
+                        warmup_steps=warmup, eval_every=harness.get("eval_every", s["eval_every"]),
                         select_on=s["select_on"],
                         target_metric=target_metric,
                         target_value=target_value, divergence_policy=s["divergence_policy"],
                         rebound_delta=float(s["rebound_delta"]), monitor=harness.get("monitor", s["monitor"]),
                         gpus=harness.get("gpus", s["gpus"]),
                     ))
+    if not cells:
+        raise UserError(f"{where}: the suite expands to zero cells")
     ids = [c.cell_id for c in cells]
+    for cell in cells:  # every part of the id is a safe name, and the file name fits the file system
+        check_file_stem(cell.cell_id, ".json", f"{where}: cell id (model--task--label--seed) of model {shorten(cell.model)}")
     if len(set(ids)) != len(ids):
         raise UserError(f"{where}: two cells share an id (the same model name twice?): {sorted(i for i in ids if ids.count(i) > 1)[0]}")
     return cells

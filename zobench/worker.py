@@ -44,12 +44,22 @@ def resolve_device(device: str) -> str:
 
 
 def batches(n_examples: int, batch_size: int, seed: int):
-    """Endless shuffled mini-batches of example indices, reshuffled every epoch."""
+    """Endless shuffled mini-batches of example indices, reshuffled every epoch, as MeZO's loader
+    (the HF Trainer's, drop_last false): an epoch is ⌈N/B⌉ batches, the last one short when B
+    does not divide N, and a batch size above N makes every batch the whole set."""
     gen = torch.Generator().manual_seed(seed)
     while True:
         order = torch.randperm(n_examples, generator=gen).tolist()
-        for start in range(0, n_examples - batch_size + 1, batch_size):
+        for start in range(0, n_examples, batch_size):
             yield order[start : start + batch_size]
+
+
+def batch_plan(n_examples: int, batch_size: int) -> dict[str, int]:
+    """The batch sizes ``batches`` yields: recorded, so a short or whole-set batch is visible."""
+    effective = min(batch_size, n_examples)
+    per_epoch = -(-n_examples // effective)
+    return {"batch_size": batch_size, "effective_batch_size": effective, "steps_per_epoch": per_epoch,
+            "last_batch_size": n_examples - (per_epoch - 1) * effective}
 
 
 def count_params(params: list[torch.Tensor]) -> int:
@@ -109,14 +119,21 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train, dev, test = (scoring.encode(tokenizer, s, cell.max_length) for s in (splits.train, splits.dev, splits.test))
     train = scoring.train_examples(train)  # option-lm trains on the gold option's sequence only
+    if not train:
+        raise ValueError("train split is empty")
+    record["data"]["batches"] = batch_plan(len(train), cell.batch_size)
     if len(train) < cell.batch_size:
-        raise ValueError(f"train split has {len(train)} examples, fewer than batch_size {cell.batch_size}")
+        warning = (f"batch_size {cell.batch_size} exceeds the {len(train)} training examples: "
+                   f"every step uses the whole set as one batch (as MeZO's loader)")
+        record.setdefault("warnings", []).append(warning)
+        emit("warning", {"message": warning})
 
     module = method_module(cell.method)
     args = make_args(cell.method, cell.args)
     torch.manual_seed(cell.seed)
-    plan = TrainingPlan(train_size=len(train), batch_size=cell.batch_size, total_steps=cell.steps)
-    # Only methods with epoch-based schedules (AdaZeta) take the plan.
+    plan = TrainingPlan(train_size=len(train), batch_size=record["data"]["batches"]["effective_batch_size"],
+                        total_steps=cell.steps)
+    # Only methods with schedules over the run (AdaZeta's Q, first-order LR decay) take the plan.
     takes_plan = "plan" in inspect.signature(module.build).parameters
     method = module.build(model, args, cell.seed, plan=plan) if takes_plan else module.build(model, args, cell.seed)
     record["method_info"] = {"name": cell.method, "version": module.VERSION, "variant": method.variant,
@@ -172,7 +189,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
         losses.append(loss)
         emit("step", {"step": step + 1, "steps": cell.steps, "loss": loss, "step_time_s": timer.last,
                       "peak_mem_bytes": memory.peak_so_far()})
-        dev_accuracy = None
+        dev_accuracy, broken = None, []
         if cell.eval_every and (step + 1) % cell.eval_every == 0 and step + 1 < cell.steps and math.isfinite(loss):
             memory.enter("eval")
             t_eval = time.perf_counter()
@@ -181,15 +198,19 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
             dev_curve.append([step + 1, dev_accuracy, dev_loss])
             best.offer(step + 1, dev_accuracy, dev_loss)
             events += divergence.on_eval(step + 1, dev_loss)
+            broken = divergence.on_params(step + 1, method.params)
+            events += broken
             memory.enter("train")
         if "time_to_target_s" not in metrics and target_reached(cell, dev_accuracy, losses):
             metrics.update(time_to_target_s=timer.elapsed(), steps_to_target=step + 1,
                            forwards_to_target=forwards[-1])
         # The stop rules, in one place: a non-finite loss always ends the cell (the weights
         # are gone); spikes and rebounds end it only under divergence_policy "stop".
-        if not math.isfinite(loss) or (events and cell.divergence_policy == "stop"):
+        if not math.isfinite(loss) or broken or (events and cell.divergence_policy == "stop"):
             record["status"] = "diverged"
             break
+    if record["status"] is None and divergence.on_params(len(losses), method.params):  # weights gone, loss finite
+        record["status"] = "diverged"
     metrics.update(timer.stop())
     metrics.update(divergence.stop())
     record["divergence"] = metrics.pop("divergence")

@@ -64,12 +64,14 @@ def drive(executor: Executor, cells: list[Cell], results_dir: Path, data_dir: Pa
     records: list[dict[str, Any]] = []
     try:
         for cell in cells:
-            if not force and is_done(results_dir, cell):
-                _say(progress, "skipped", cell.cell_id)
-                continue
             claim = try_claim(results_dir, cell.suite, cell.cell_id, executor=executor.name, alive=claim_alive)
             if not isinstance(claim, Claim):
                 _say(progress, "held", cell.cell_id, claim)
+                continue
+            # Checked under the claim: another run may have finished this cell a moment ago.
+            if not force and is_done(results_dir, cell):
+                claim.release()
+                _say(progress, "skipped", cell.cell_id)
                 continue
             payload = _payload(cell, data_dir, claim)
             try:

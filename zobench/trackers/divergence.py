@@ -6,6 +6,9 @@
   |g·z| ≈ 1; in fp16/bf16 the weights then random-walk faster than they learn (MeZO#42).
   A heuristic threshold, stated as such (the max is recorded too, but one ulp of a large
   weight says little about the walk);
+- ``non_finite_params``: a trainable tensor holds NaN or infinity, checked at every dev
+  evaluation and after training. The loss can stay finite while the weights are gone (SGD at
+  lr 1e9 saturates the logits: the loss sits at ln 2), so the loss alone cannot tell;
 - ``eval_loss_rebound``: the dev loss rises ``rebound_delta`` above its running minimum (the
   AdaZeta paper's MeZO-LoRA SST-2 curve rose 0.34 within ~600 steps). Reported once per
   rise: it re-arms when the dev loss sets a new minimum.
@@ -18,6 +21,8 @@ import math
 import statistics
 from collections import deque
 from typing import Any
+
+import torch
 
 
 class DivergenceTracker:
@@ -61,6 +66,14 @@ class DivergenceTracker:
         elif self._rebound_armed and eval_loss > self._eval_min + self.rebound_delta:
             new.append({"step": step, "kind": "eval_loss_rebound", "loss": eval_loss, "running_min": self._eval_min})
             self._rebound_armed = False
+        self.events += new
+        return new
+
+    def on_params(self, step: int, params: list[torch.Tensor]) -> list[dict[str, Any]]:
+        """A ``non_finite_params`` event when any trainable tensor is no longer finite."""
+        with torch.no_grad():
+            bad = sum(1 for p in {id(p): p for p in params}.values() if not bool(torch.isfinite(p).all()))
+        new = [{"step": step, "kind": "non_finite_params", "tensors": bad}] if bad else []
         self.events += new
         return new
 
