@@ -87,14 +87,15 @@ def test_local_packs_cells_onto_disjoint_gpus(tmp_path):
     assert not list((tmp_path / "claims" / "exec-test").glob("*.claim"))
 
 
-def test_local_cpu_cells_parallel_only_when_asked(tmp_path):
-    """CPU cells run one after another by default and side by side with parallel=2, which each record states."""
+def test_local_cpu_cells_parallel_only_when_asked(tmp_path, monkeypatch):
+    """CPU cells run one after another by default and side by side with parallel=2, which each record states,
+    and each names the other as a zobench cell that ran on the host meanwhile."""
+    monkeypatch.setenv("ZOBENCH_HOST_DIR", str(tmp_path / "host"))  # only this test's cells, not the machine's
     cells = [make_cell(i, device="cpu", sleep_s=1.0) for i in range(2)]
     serial = drive(LocalExecutor(gpus=[], target=targets.reports_devices), cells, tmp_path / "a", None)
     assert not overlapping(serial) and {r["executor"]["parallel"] for r in serial} == {1}
     side = drive(LocalExecutor(gpus=[], parallel=2, target=targets.reports_devices), cells, tmp_path / "b", None)
     assert overlapping(side) and {r["executor"]["parallel"] for r in side} == {2}
-    # the two cells saw each other on this host
     assert {o["cell_id"] for o in side[0]["executor"]["cotenant_cells"]} == {side[1]["cell_id"]}
 
 

@@ -1,7 +1,7 @@
 """Which other zobench cells ran on this host while a cell ran (provenance: co-tenancy).
 
 Each running cell leaves a small file in a host-local folder (``$ZOBENCH_HOST_DIR``, else
-``<tmp>/zobench-cells-<uid>``) with its id, pid and start time, and marks its end there; at
+``<tmp>/.zobench-cells-<uid>``) with its id, pid and start time, and marks its end there; at
 its own end a cell lists the files whose interval overlaps its own. Any executor on the
 host (local threads, Ray workers, Slurm jobs) sees the others, with no shared service.
 Hand-written: psutil lists processes but cannot tell which of them are zobench cells.
@@ -23,7 +23,7 @@ KEEP_S = 24 * 3600  # ended entries older than this are cleaned up by the next c
 
 
 def host_dir() -> Path:
-    folder = os.environ.get("ZOBENCH_HOST_DIR") or os.path.join(tempfile.gettempdir(), f"zobench-cells-{os.getuid()}")
+    folder = os.environ.get("ZOBENCH_HOST_DIR") or os.path.join(tempfile.gettempdir(), f".zobench-cells-{os.getuid()}")
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
     return path
