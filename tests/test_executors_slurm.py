@@ -24,6 +24,7 @@ models: ["random:tiny-llama"]
 tasks: [synthetic]
 seeds: {seeds}
 steps: 1
+warmup_steps: 0
 batch_size: 4
 device: cpu
 split_sizes: {{train: 8, dev: 4, test: 4}}
