@@ -78,6 +78,10 @@ BAD_ARGS = {
     "unknown-split": (["--suite", "smoke", "--split-sizes", "valid=8"], "train=N"),
     "missing-data-dir": (["--suite", "smoke", "--data-dir", "/does/not/exist"], "ZOBENCH_DATA_DIR"),
     "missing-data": (["--suite", "smoke", "--tasks", "sst2", "--data-dir", "."], "ZOBENCH_DATA_DIR"),
+    "unknown-executor": (["--suite", "smoke", "--executor", "k8s"], "valid: local, ray, slurm"),
+    "bad-executor-option": (["--suite", "smoke", "--executor", "slurm", "--executor-option", "nodes=3"], "valid: partition"),
+    "detach-without-slurm": (["--suite", "smoke", "--detach"], "--detach needs --executor slurm"),
+    "gpu-not-visible": (["--suite", "smoke", "--gpus", "0,7"], "not visible"),
 }
 
 

@@ -24,3 +24,18 @@ def test_an_oom_cell_shows_the_memory_it_reached(tmp_path):
             if line.startswith("| floor") or line.startswith("| ft")}
     assert "| oom 1 | oom at 79.0 GiB | - |" in rows["| ft"]
     assert "| ok 1 | 14.0 GiB | 1.00× |" in rows["| floor"]
+
+
+def test_contended_timings_are_flagged(tmp_path):
+    """A cell whose record says contended gets † on its step time and the footnote says why; others do not."""
+    floor, mezo = expand(load_suite("smoke"), Overrides(methods=["floor", "mezo"]))
+    for cell, contended in ((floor, False), (mezo, True)):
+        record = new_record(cell)
+        record.update(status="ok", contended=contended,
+                      metrics={"peak_mem_bytes": 2**30, "peak_mem_source": "cpu_vmhwm", "step_time_s": 0.2,
+                               "forwards_per_step": 2})
+        write_record(tmp_path, record)
+    text = markdown_report(load_results(tmp_path))
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith(("| floor", "| mezo"))}
+    assert "200 ms †" in rows["| mezo"] and "†" not in rows["| floor"]
+    assert "contended cell" in text

@@ -1,4 +1,4 @@
-"""The few types every part of zobench agrees on: Cell, Method, Tracker, UserError.
+"""The few types every part of zobench agrees on: Cell, Method, Tracker, Executor, UserError.
 
 A method author needs to read only this file and one existing method in methods/.
 Usage: ``from zobench.api import Cell, Method``.
@@ -52,6 +52,7 @@ class Cell:
     divergence_policy: str = "continue"  # continue: count spikes and rebounds; stop: end the cell
     rebound_delta: float = 0.3
     monitor: bool = True  # the NVML/RSS monitor process
+    gpus: int = 1  # GPUs the cell holds (a model larger than one GPU spans several: device map)
 
     @property
     def cell_id(self) -> str:
@@ -60,7 +61,10 @@ class Cell:
         return f"{model}--{self.task}--{self.label}--s{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if out["gpus"] == 1:  # the default stays out, so records from before the field still resume
+            del out["gpus"]
+        return out
 
 
 Closure = Callable[[], torch.Tensor]
@@ -149,3 +153,30 @@ class Tracker(Protocol):
     def after_step(self, step: int, loss: float) -> None: ...
 
     def stop(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Where cells run: this host (``local``), a Ray cluster (``ray``) or Slurm (``slurm``).
+
+    The driver (zobench.executors.driver) skips finished cells, claims each cell
+    (zobench.claims), ``submit``s it and writes the records ``wait`` hands back; every
+    engine runs the same isolated cell process (zobench.executors.entry), so records,
+    trackers and the layout are the same whichever engine ran them.
+    """
+
+    name: str  # recorded in every record's ``executor`` section and in the cell's claim
+    writes_records: bool  # True: the job stores its own record (Slurm, on the shared results dir)
+
+    def submit(self, cell: Cell, payload: dict[str, Any]) -> str:
+        """Queue the cell without blocking; returns its job or task id (stored in the claim)."""
+        ...
+
+    def wait(self, timeout_s: float) -> list[tuple[str, dict[str, Any] | None]]:
+        """Cells that ended since the last call, as (job id, record); at most ``timeout_s`` of waiting.
+        The record is None where the job wrote it itself or died before it could."""
+        ...
+
+    def cancel(self) -> None:
+        """Cancel every cell submitted and not yet ended (Ctrl-C)."""
+        ...

@@ -61,7 +61,8 @@ def _fail(exc: Exception) -> None:
 def _interrupted(exc: KeyboardInterrupt) -> None:
     from zobench.signals import exit_code
 
-    typer.echo("interrupted: finished cells are saved; run the same command again to resume", err=True)
+    typer.echo("interrupted: outstanding cells cancelled, finished cells are saved; run the same command again "
+               "to resume", err=True)
     raise typer.Exit(exit_code(exc))
 
 
@@ -128,8 +129,15 @@ def run(
     results_dir: Path = ResultsDir,
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="benchmark data (default: $ZOBENCH_DATA_DIR, else the HF hub)"),
     force: bool = typer.Option(False, "--force", help="rerun cells that already have an ok record"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local (default), ray or slurm; over the suite's executor: section"),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="local: GPU indices to use, e.g. 0,1,2,3 (default: all visible)"),
+    parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="local: CPU cells at once (default 1; recorded)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="ray: the cluster to join (default: start a local Ray)"),
+    executor_option: Optional[list[str]] = typer.Option(None, "--executor-option", help="KEY=VALUE for the chosen executor, e.g. partition=gpu"),
+    detach: bool = typer.Option(False, "--detach", help="slurm: return once every job is submitted (see zobench status)"),
 ) -> None:
     """Run a suite: every cell in its own process; records land in RESULTS_DIR."""
+    from zobench.executors import executor_spec, prepare
     from zobench.paths import checked_child
     from zobench.report import markdown_report
     from zobench.runner import preflight, run_cells
@@ -145,14 +153,25 @@ def run(
         cells = expand(spec, overrides)
         data_path = resolve_data_dir(data_dir)
         preflight(cells, data_path, results_dir)
+        chosen = executor_spec(spec.settings["executor"], executor,
+                               {"gpus": gpus, "parallel": parallel, "address": ray_address,
+                                **_key_values(executor_option, "--executor-option")}, f"suite {spec.source}")
+        if detach and chosen.name != "slurm":
+            raise UserError("--detach needs --executor slurm (local and ray records come back to this driver)")
+        engine, progress = prepare(chosen, cells, results_dir)
     except UserError as exc:
         _fail(exc)
     for entry in pending_for(spec, overrides):  # listed by the suite, not runnable yet: say so, never drop silently
         typer.echo(entry.message(spec.source), err=True)
-    typer.echo(f"suite {spec.name}: {len(cells)} cells → {results_dir}/runs/{spec.name}/", err=True)
+    typer.echo(f"suite {spec.name}: {len(cells)} cells → {results_dir}/runs/{spec.name}/ ({chosen.name})", err=True)
     try:
         with terminate_as_interrupt():
-            records = run_cells(cells, results_dir, data_path, force=force)
+            records = run_cells(cells, results_dir, data_path, force=force, progress=progress, executor=engine,
+                                detach=detach)
+        if detach:
+            typer.echo(f"submitted; follow with `zobench status --suite {spec.name} --results-dir {results_dir}`",
+                       err=True)
+            return
         if not records and not any(is_done(results_dir, cell) for cell in cells):
             typer.echo(f"no records of suite {spec.name} yet: its cells are running elsewhere", err=True)
             return
@@ -168,6 +187,60 @@ def run(
     if failed:
         typer.echo(f"{len(failed)} cell(s) failed: {', '.join(failed)} (see their records)", err=True)
         raise typer.Exit(1)
+
+
+def _key_values(items: Optional[list[str]], flag: str) -> dict:
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} takes KEY=VALUE, got '{item}'")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@app.command()
+def status(
+    suite: Optional[str] = typer.Option(None, "--suite", help="only this suite (a name)"),
+    results_dir: Path = ResultsDir,
+) -> None:
+    """Each cell's state: pending, running, done (with its status) or failed, with job ids."""
+    from zobench.executors.status import cell_states, suites_in
+
+    try:
+        names = [suite] if suite else suites_in(results_dir)
+        if not names:
+            raise UserError(f"nothing under '{results_dir}'; run `zobench run` first or pass --results-dir")
+        for name in names:
+            rows = cell_states(results_dir, name)
+            counts = {state: sum(r["state"] == state for r in rows) for state in ("pending", "running", "done", "failed")}
+            typer.echo(f"suite {name}: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+            for r in rows:
+                status_text = f" ({r['status']})" if r["status"] and r["state"] in ("done", "failed") else ""
+                job = f"  {r['executor']} {r['job_id']}" if r["job_id"] else f"  {r['executor']}"
+                typer.echo(f"  {r['state']:8} {r['cell_id']}{status_text}{job}")
+    except UserError as exc:
+        _fail(exc)
+
+
+@app.command()
+def cancel(
+    suite: str = typer.Option(..., "--suite", help="the suite whose queued and running Slurm jobs to cancel"),
+    results_dir: Path = ResultsDir,
+) -> None:
+    """Cancel a suite's Slurm jobs (scancel) and free their cells; Ray and local runs stop with Ctrl-C."""
+    from zobench.executors.status import cancel_suite
+
+    try:
+        cancelled, others = cancel_suite(results_dir, suite)
+    except UserError as exc:
+        _fail(exc)
+    typer.echo(f"cancelled {len(cancelled)} slurm job(s)" + (f": {', '.join(cancelled)}" if cancelled else ""))
+    for info in others:
+        typer.echo(f"  {info['cell_id']}: held by {info.get('executor')} (host {info.get('host')}, pid {info.get('pid')}); "
+                   "stop that run with Ctrl-C", err=True)
 
 
 class Listable(str, Enum):
@@ -308,6 +381,7 @@ def nightly(
     machine: Optional[str] = typer.Option(None, "--machine", help="asv machine name (default: the host name)"),
     accept: bool = typer.Option(False, "--accept", help="make this run the baseline even if the gate fails"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local, ray or slurm (default: the suite's, else local)"),
 ) -> None:
     """The nightly job: run, store, compare with the baseline, asv record + publish, reports. Exit 1 on a regression."""
     from zobench import asv_flow
@@ -317,7 +391,8 @@ def nightly(
     from zobench.store import WriteError
 
     args = NightlyArgs(suite=suite, store=store, out=out, commit=commit, baseline=baseline,
-                       asv_config=None if no_asv else asv_config, machine=machine, accept=accept, data_dir=data_dir)
+                       asv_config=None if no_asv else asv_config, machine=machine, accept=accept, data_dir=data_dir,
+                       executor=executor)
     try:
         with terminate_as_interrupt():
             code = run_nightly(args, say=lambda text: typer.echo(text, err=True))

@@ -103,8 +103,9 @@ def _stop(proc: mp.process.BaseProcess) -> None:
 
 
 def run_isolated(target: Target, payload: Any, timeout_s: float,
-                 on_message: Callable[[str, dict], None] | None = None) -> Outcome:
-    """Run ``target(payload, emit)`` in a spawned child; ``emit`` messages reach ``on_message``."""
+                 on_message: Callable[[str, dict], None] | None = None, stop: Connection | None = None) -> Outcome:
+    """Run ``target(payload, emit)`` in a spawned child; ``emit`` messages reach ``on_message``.
+    ``stop`` becoming readable (an executor cancelling from another thread) ends the child."""
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     scratch = tempfile.mkdtemp(prefix="zobench-cell-")
@@ -122,10 +123,13 @@ def run_isolated(target: Target, payload: Any, timeout_s: float,
     try:
         while outcome is None:
             remaining = deadline - time.monotonic()
-            ready = wait([parent_conn, proc.sentinel], timeout=max(remaining, 0))
+            ready = wait([parent_conn, proc.sentinel] + ([stop] if stop is not None else []), timeout=max(remaining, 0))
             if not ready:
                 _stop(proc)
                 return Outcome("timeout", error=f"cell exceeded its timeout of {timeout_s:g} s", exitcode=proc.exitcode)
+            if stop is not None and stop in ready:
+                _stop(proc)
+                return Outcome("error", error="cancelled", exitcode=proc.exitcode)
             if parent_conn in ready:
                 try:
                     kind, data = parent_conn.recv()

@@ -199,14 +199,15 @@ def _auto_class(config):
 
 
 def load_model(name: str, dtype: str, device: str, seed: int = 0,
-               num_labels: int | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+               num_labels: int | None = None, gpus: int = 1) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
     """Load a causal or masked LM (a classifier for minilm-l6, with ``num_labels`` outputs)
-    with its tokenizer, in eval mode."""
+    with its tokenizer, in eval mode; with ``gpus`` > 1, spread across that many GPUs (zobench.multigpu)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     torch_dtype = DTYPES[dtype]
     source = resolve(name)
     torch.manual_seed(seed)  # random weights and fresh heads are the same for the same seed
+    placed = False  # already spread across the GPUs by from_pretrained's device map
     if source.kind == "random":
         config = RANDOM_CONFIGS[source.location][0]()
         # Build straight on the target device in the target dtype: no CPU copy, no fp32 detour.
@@ -224,10 +225,21 @@ def load_model(name: str, dtype: str, device: str, seed: int = 0,
         model = AutoModelForSequenceClassification.from_pretrained(source.location, num_labels=num_labels,
                                                                    dtype=torch_dtype).to(device)
         tokenizer = AutoTokenizer.from_pretrained(source.location)
+    elif gpus > 1:  # larger than one GPU: weights stream straight onto the cell's GPUs, never through CPU
+        from zobench.multigpu import device_map_kwargs
+
+        auto = _auto_class(AutoConfig.from_pretrained(source.location))
+        model = auto.from_pretrained(source.location, dtype=torch_dtype, **device_map_kwargs(gpus))
+        placed = True
+        tokenizer = AutoTokenizer.from_pretrained(source.location)
     else:
         auto = _auto_class(AutoConfig.from_pretrained(source.location))
         model = auto.from_pretrained(source.location, dtype=torch_dtype).to(device)
         tokenizer = AutoTokenizer.from_pretrained(source.location)
+    if gpus > 1 and not placed:  # built or loaded on one device: spread it now
+        from zobench.multigpu import spread
+
+        model = spread(model, gpus)
     model.eval()
     head = "classifier" if source.kind == "package" else (
         "masked-lm" if model.config.model_type in ENCODER_TYPES else "causal-lm")
@@ -241,6 +253,7 @@ def load_model(name: str, dtype: str, device: str, seed: int = 0,
         "revision": getattr(model.config, "_commit_hash", None),
         "random_weights": source.kind == "random",
         "head": head,
+        "device_map": dict(getattr(model, "hf_device_map", {}) or {}) or None,
     }
     return model, tokenizer, info
 

@@ -36,6 +36,7 @@ class NightlyArgs:
     machine: str | None = None
     accept: bool = False
     data_dir: Path | None = None
+    executor: str | None = None  # local | ray | slurm; default: the suite's executor section, else local
 
 
 def head_commit() -> str:
@@ -65,6 +66,7 @@ def nightly(args: NightlyArgs, say: Callable[[str], None]) -> int:
     from zobench.compare import gate, render
     from zobench.html_report import html_report
     from zobench.report import markdown_report
+    from zobench.executors import executor_spec, prepare
     from zobench.runner import preflight, run_cells
     from zobench.suite import expand, load_suite
     from zobench.tasks._data import resolve_data_dir
@@ -83,8 +85,10 @@ def nightly(args: NightlyArgs, say: Callable[[str], None]) -> int:
         asv_flow.check_commit(args.asv_config, commit)
     check_writable(results)  # last: it creates the folder
 
-    say(f"[1/5] run suite {spec.name} for {commit[:12]}: {len(cells)} cells → {results}/runs/{spec.name}/")
-    records = run_cells(cells, results, data_path)
+    chosen = executor_spec(spec.settings["executor"], args.executor, {}, f"suite {spec.source}")
+    engine, progress = prepare(chosen, cells, results)
+    say(f"[1/5] run suite {spec.name} for {commit[:12]}: {len(cells)} cells → {results}/runs/{spec.name}/ ({chosen.name})")
+    records = run_cells(cells, results, data_path, progress=progress, executor=engine)
     failed = [r["cell_id"] for r in records if r["status"] in ("error", "timeout")]
 
     args.out.mkdir(parents=True, exist_ok=True)

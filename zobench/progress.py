@@ -45,8 +45,10 @@ class Progress:
         self._print(f"[{self.done}/{self.total}] {cell_id}: already has an ok record, skipped (--force reruns)")
 
     def held(self, cell_id: str, holder: dict[str, Any]) -> None:
+        """Another run (or a queued Slurm job) holds the cell's claim: not run twice."""
         self.done += 1
-        self._print(f"[{self.done}/{self.total}] {cell_id}: running elsewhere (pid {holder.get('pid', '?')} on "
+        job = f"{holder.get('executor', '?')} job {holder['job_id']}, " if holder.get("job_id") else ""
+        self._print(f"[{self.done}/{self.total}] {cell_id}: running elsewhere ({job}pid {holder.get('pid', '?')} on "
                     f"{holder.get('host', '?')}), skipped")
 
     def cell_started(self, cell_id: str) -> None:

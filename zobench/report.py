@@ -70,6 +70,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
             "divergence_events": int(group.divergence_events.fillna(0).sum()),
             "divergence_rate": float((group.divergence_events.fillna(0) > 0).mean()),
             "trainable_params": float(group.trainable_params.dropna().iloc[0]) if group.trainable_params.notna().any() else math.nan,
+            "contended": int(ok.contended.eq(True).sum()),  # None: recorded before the flag existed
         })
     return pd.DataFrame(rows)
 
@@ -106,7 +107,8 @@ def table(group: pd.DataFrame) -> list[dict[str, str]]:
             peak = f"oom at {human_bytes(r.oom_peak_mem_bytes)}"
         rows.append(dict(zip(COLUMNS, [
             r.label, r.statuses, peak,
-            _ratio(r.peak_mem_bytes, floor_mem), f"{r.step_time_s * 1000:.0f} ms" if _finite(r.step_time_s) else "-",
+            _ratio(r.peak_mem_bytes, floor_mem),
+            (f"{r.step_time_s * 1000:.0f} ms" + (" †" if r.contended else "")) if _finite(r.step_time_s) else "-",
             _ratio(r.step_time_s, floor_time), _count(r.forwards_per_step),
             r.forwards_to_target, r.step0, r.final, r.best, r.dev, f"{r.divergence_events} ({r.divergence_rate:.0%})",
             f"{int(r.trainable_params):,}" if _finite(r.trainable_params) else "-"])))
@@ -136,5 +138,8 @@ def markdown_report(df: pd.DataFrame) -> str:
         out.append("|" + "---|" * len(COLUMNS))
         out += ["| " + " | ".join(literal(v) for v in row.values()) + " |" for row in table(group)]
         sources = ", ".join(sorted(set(group.peak_mem_source) - {"-"}))
-        out.append(f"\nPeak memory source: {sources or '-'}. {FOOTNOTE}\n")
+        contended = (" † Timing from a contended cell: other processes kept the machine's CPUs or the cell's GPUs "
+                     "busy while it trained (the record's contention); rerun it on a quiet machine."
+                     if group.contended.any() else "")
+        out.append(f"\nPeak memory source: {sources or '-'}. {FOOTNOTE}{contended}\n")
     return "\n".join(out) + "\n"

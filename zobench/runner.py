@@ -11,16 +11,16 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from zobench.api import Cell, UserError
-from zobench.claims import Claim, try_claim
+from zobench.api import Cell, Executor, UserError
+from zobench.executors.driver import drive
+from zobench.executors.entry import failure_record  # noqa: F401  (kept importable from here)
 from zobench.inspection import inspect_method
-from zobench.launcher import run_isolated
 from zobench.models import check_model
 from zobench.paths import shorten
 from zobench.progress import Progress
-from zobench.store import check_writable, is_done, write_record
+from zobench.store import check_writable
 from zobench.tasks import get_task
-from zobench.worker import execute_cell, new_record, resolve_device
+from zobench.worker import resolve_device
 
 
 def check_device(device: str) -> None:
@@ -71,34 +71,14 @@ def preflight(cells: list[Cell], data_dir: Path | None, results_dir: Path | None
         check_writable(results_dir)
 
 
-def failure_record(cell: Cell, status: str, error: str | None) -> dict[str, Any]:
-    record = new_record(cell)
-    record.update(status=status, error=error)
-    return record
-
-
 def run_cells(cells: list[Cell], results_dir: Path, data_dir: Path | None, force: bool = False,
-              progress: Progress | None = None) -> list[dict[str, Any]]:
+              progress: Progress | None = None, executor: Executor | None = None,
+              detach: bool = False) -> list[dict[str, Any]]:
+    """Every cell through ``executor`` (default: local, one at a time); claims and records in executors.driver."""
     progress = progress or Progress(len(cells))
-    records = []
-    for cell in cells:
-        claim = try_claim(results_dir, cell.suite, cell.cell_id, executor="local")
-        if not isinstance(claim, Claim):  # another run is on it
-            progress.held(cell.cell_id, claim)
-            continue
-        try:
-            # Checked under the claim: another run may have finished this cell a moment ago.
-            if not force and is_done(results_dir, cell):
-                progress.skipped(cell.cell_id)
-                continue
-            progress.cell_started(cell.cell_id)
-            payload = {"cell": cell.to_dict(), "data_dir": str(data_dir) if data_dir else None}
-            with claim.heartbeat():
-                outcome = run_isolated(execute_cell, payload, cell.timeout_s, on_message=progress.handle)
-            record = outcome.result if outcome.status == "ok" else failure_record(cell, outcome.status, outcome.error)
-            write_record(results_dir, record)
-        finally:
-            claim.release()
-        progress.cell_finished(record)
-        records.append(record)
-    return records
+    if executor is None:
+        from zobench.executors.local import LocalExecutor
+
+        executor = LocalExecutor(on_start=progress.cell_started, on_message=progress.handle)
+    return drive(executor, cells, results_dir, data_dir, force=force, progress=progress, detach=detach,
+                 submit_started=executor.name != "local")

@@ -129,7 +129,8 @@ def flatten(record: dict[str, Any], path: Path | None = None) -> dict[str, Any]:
     row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None})
     gpu = env.get("gpu", {})
     row.update(gpu_name=gpu.get("name"), gpu_uuid=gpu.get("uuid"), nvml_available=record.get("memory", {}).get("nvml_available"),
-               method_variant=record.get("method_info", {}).get("variant"), warnings=len(record.get("warnings", [])))
+               method_variant=record.get("method_info", {}).get("variant"), warnings=len(record.get("warnings", [])),
+               contended=record.get("contended"), executor=record.get("executor", {}).get("name"))
     row.update(suite=cell["suite"], model=cell["model"], task=cell["task"], method=cell["method"],
                label=cell["label"], seed=cell["seed"], status=record.get("status"),
                synthetic=data.get("synthetic"), dtype=cell["dtype"], device=env.get("device", cell["device"]),

@@ -55,10 +55,12 @@ SETTINGS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "monitor": (bool, True),
     "thresholds": (dict, {}),  # the regression gate's, over zobench.compare.DEFAULT_THRESHOLDS
     "pending": (dict, {}),
+    "gpus": (int, 1),  # GPUs per cell; a model larger than one GPU spans several (device map)
+    "executor": (dict, {}),  # engine and per-engine options (zobench.executors), overridden by the CLI
 }
 PENDING_KINDS = ("methods", "tasks")
 # eval_every too: papers validate at a fraction of each method's own run (MeZO: every 1/5).
-METHOD_OVERRIDES = {"steps": int, "batch_size": int, "monitor": bool, "eval_every": int, "dtype": str}
+METHOD_OVERRIDES = {"steps": int, "batch_size": int, "monitor": bool, "eval_every": int, "dtype": str, "gpus": int}
 POLICIES = ("continue", "stop")
 TARGET_METRICS = ("dev_accuracy", "train_loss")
 DEVICES = ("auto", "cpu", "cuda")
@@ -280,6 +282,8 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                 harness[key] = value
         if harness.get("dtype", s["dtype"]) not in DTYPES:
             raise UserError(f"{where}: unknown dtype '{harness['dtype']}' for method '{label}'; valid: {', '.join(DTYPES)}")
+        if harness.get("gpus", s["gpus"]) < 1:
+            raise UserError(f"{where}: gpus of method '{label}' must be at least 1, got {harness.get('gpus', s['gpus'])}")
         args = make_args(method, entry, where)  # validates names and types now, not in the child
         steps = overrides.steps if overrides.steps is not None else harness.get("steps", s["steps"])
         warmup = s["warmup_steps"]
@@ -309,6 +313,7 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                         target_metric=target_metric,
                         target_value=target_value, divergence_policy=s["divergence_policy"],
                         rebound_delta=float(s["rebound_delta"]), monitor=harness.get("monitor", s["monitor"]),
+                        gpus=harness.get("gpus", s["gpus"]),
                     ))
     if not cells:
         raise UserError(f"{where}: the suite expands to zero cells")

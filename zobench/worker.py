@@ -24,6 +24,7 @@ from zobench.env import provenance
 from zobench.forward_count import ForwardCounter, TrainBatches
 from zobench.generation import evaluate_generation
 from zobench.models import load_model
+from zobench.multigpu import cell_gpus
 from zobench.registry import args_dict, make_args, method_module
 from zobench.scorers import scoring_for
 from zobench.tasks import get_task, metric_of, train_loss_of
@@ -77,13 +78,16 @@ def target_reached(cell: Cell, dev_accuracy: float | None, recent_losses: list[f
 def start_monitor(cell: Cell, device: str, record: dict[str, Any]) -> tuple[Monitor | None, dict[str, Any]]:
     """Initialise CUDA first, so the monitor's first sample is the bare CUDA-context baseline."""
     baseline: dict[str, Any] = {}
-    uuid = None
+    uuid: str | list[str] | None = None
     if torch.device(device).type == "cuda":
         torch.cuda.init()
         torch.zeros(1, device=device)  # force the context into existence
         baseline = {"torch_reserved_bytes": torch.cuda.memory_reserved(device)}
         record["env"]["gpu"] = gpu_identity(torch.device(device))
         uuid = record["env"]["gpu"].get("uuid")
+        if cell.gpus > 1:  # every GPU the cell holds: memory is summed over them
+            record["env"]["gpus"] = [gpu_identity(torch.device("cuda", i)) for i in range(cell_gpus(device, cell.gpus))]
+            uuid = [g["uuid"] for g in record["env"]["gpus"] if g.get("uuid")]
     monitor = Monitor.start(os.getpid(), uuid) if cell.monitor else None
     return monitor, baseline
 
@@ -104,7 +108,8 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     task = get_task(cell.task)
     # Classifier-head models size their head by the task's labels (LM-BFF tasks set num_labels).
     model, tokenizer, record["model_info"] = load_model(cell.model, cell.dtype, device, seed=cell.seed,
-                                                        num_labels=getattr(task, "num_labels", None))
+                                                        num_labels=getattr(task, "num_labels", None),
+                                                        gpus=max(cell_gpus(device, cell.gpus), 1))
     scoring = scoring_for(record["model_info"]["head"], task, tokenizer, device)
     splits = task.load(data_path, cell.split_sizes, cell.data_seed)
     train_loss = train_loss_of(task)
@@ -168,7 +173,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     divergence.start()
     if "restore_drift_max" in metrics:
         divergence.on_restore_drift(metrics["restore_drift_rms"], method.args.lr)
-    timer = StepTimeTracker(device, cell.warmup_steps)
+    timer = StepTimeTracker(device, cell.warmup_steps, n_devices=max(cell_gpus(device, cell.gpus), 1))
     divergence.on_eval(0, step0_dev_loss)
     best = BestOnDev(cell.select_on, method.params)
     record["_best"] = best  # so a failure still removes the saved checkpoint (popped before sending)

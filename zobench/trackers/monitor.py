@@ -6,6 +6,8 @@ and stops it with a handshake: ``conn.poll(interval)`` is both the monitor's sle
 its stop signal, so nobody busy-waits.
 Without NVML or a GPU it still records the RSS timeline, at a slower pace, and says
 why NVML figures are missing.
+A cell on several GPUs passes all their UUIDs: memory is summed over them (nvml.combine_samples)
+and each GPU's own peak is kept (``nvml_process_peak_bytes_per_gpu``, in the order given).
 Usage: ``m = Monitor.start(os.getpid(), uuid); m.mark("train"); stats = m.stop()``.
 """
 
@@ -28,18 +30,20 @@ def _max(a: int | None, b: int | None) -> int | None:
 class _Sampler:
     """Runs inside the monitor process."""
 
-    def __init__(self, pid: int, uuid: str | None):
+    def __init__(self, pid: int, uuid: str | list[str] | None):
         import psutil
 
         self.root = psutil.Process(pid)
-        self.handle, self.nvml_reason = None, "no GPU UUID given (CPU cell)"
-        if uuid:
+        self.handles, self.nvml_reason = [], "no GPU UUID given (CPU cell)"
+        uuids = [uuid] if isinstance(uuid, str) else list(uuid or [])
+        if uuids:
             try:
                 from zobench.trackers.nvml import open_handle
 
-                self.handle, self.nvml_reason = open_handle(uuid), None
+                self.handles, self.nvml_reason = [open_handle(u) for u in uuids], None
             except Exception as exc:
                 self.nvml_reason = f"NVML not available: {type(exc).__name__}: {exc}"
+        self.handle = self.handles[0] if self.handles else None
         self.pids: set[int] = set()
         self.pids_at = 0.0
         self.phases: dict[str, dict[str, Any]] = {}
@@ -52,13 +56,38 @@ class _Sampler:
         self.cpu_at_phase_start = time.process_time()
         self.baseline: dict[str, Any] = {}
         self.procs: dict[int, Any] = {}
+        self.cpu_marks = self._cpu_marks()
+
+    def _cpu_marks(self) -> dict[str, Any]:
+        """System busy CPU seconds, the cell tree's per pid (the monitor's own included), and the time."""
+        import psutil
+
+        t = psutil.cpu_times()
+        busy = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+        tree = {os.getpid(): time.process_time()}
+        for pid in self._our_pids():
+            try:
+                c = psutil.Process(pid).cpu_times()
+                tree[pid] = c.user + c.system
+            except psutil.Error:
+                pass
+        return {"busy": busy, "tree": tree, "at": time.monotonic()}
+
+    def _close_cpu(self, stats: dict[str, Any]) -> None:
+        """Other processes' CPU seconds in the phase that ends: system busy time minus the cell tree's."""
+        before, after = self.cpu_marks, self._cpu_marks()
+        own = sum(after["tree"].get(pid, cpu) - before["tree"].get(pid, 0.0) for pid, cpu in after["tree"].items())
+        stats["other_cpu_s"] = stats.get("other_cpu_s", 0.0) + max(after["busy"] - before["busy"] - own, 0.0)
+        stats["wall_s"] = stats.get("wall_s", 0.0) + after["at"] - before["at"]
+        self.cpu_marks = after
 
     def _energy(self) -> int | None:
         if self.handle is None:
             return None
         from zobench.trackers.nvml import read_energy_mj
 
-        return read_energy_mj(self.handle)
+        energies = [read_energy_mj(h) for h in self.handles]
+        return None if any(e is None for e in energies) else sum(energies)
 
     def _our_pids(self) -> set[int]:
         now = time.monotonic()
@@ -89,12 +118,16 @@ class _Sampler:
     def sample_gpu(self) -> None:
         if self.handle is None:
             return
-        from zobench.trackers.nvml import read_memory
+        from zobench.trackers.nvml import combine_samples, read_memory
 
-        s = read_memory(self.handle, self._our_pids())
+        pids = self._our_pids()
+        s = combine_samples([read_memory(h, pids) for h in self.handles])
         self.process_seen |= s["process_bytes"] is not None
         self.foreign.update(s["foreign_pids"])
         stats = self.phases.setdefault(self.phase, {})
+        if len(self.handles) > 1:
+            peaks = stats.get("nvml_process_peak_bytes_per_gpu") or [None] * len(self.handles)
+            stats["nvml_process_peak_bytes_per_gpu"] = [_max(a, b) for a, b in zip(peaks, s["per_gpu"])]
         stats["nvml_process_peak_bytes"] = _max(stats.get("nvml_process_peak_bytes"), s["process_bytes"])
         stats["nvml_device_used_peak_bytes"] = _max(stats.get("nvml_device_used_peak_bytes"), s["device_used_bytes"])
         if not self.baseline:
@@ -115,6 +148,7 @@ class _Sampler:
         self.energy_at_phase_start = energy
         cpu = time.process_time()  # the monitor's own cost in the phase that ends
         stats = self.phases.setdefault(self.phase, {})
+        self._close_cpu(stats)
         stats["monitor_cpu_s"] = stats.get("monitor_cpu_s", 0.0) + cpu - self.cpu_at_phase_start
         self.cpu_at_phase_start = cpu
         self.phase = phase
@@ -137,7 +171,7 @@ class _Sampler:
         }
 
 
-def _monitor_main(conn, pid: int, uuid: str | None) -> None:
+def _monitor_main(conn, pid: int, uuid: str | list[str] | None) -> None:
     sampler = _Sampler(pid, uuid)
     interval = NVML_INTERVAL_S if sampler.handle is not None else RSS_INTERVAL_S
     sampler.sample_gpu()
@@ -170,7 +204,7 @@ class Monitor:
         self.proc, self.conn, self.ready = proc, conn, ready
 
     @classmethod
-    def start(cls, pid: int, uuid: str | None, timeout_s: float = 60) -> "Monitor":
+    def start(cls, pid: int, uuid: str | list[str] | None, timeout_s: float = 60) -> "Monitor":
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_monitor_main, args=(child, pid, uuid), daemon=True)

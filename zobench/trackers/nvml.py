@@ -83,3 +83,16 @@ def read_memory(handle, pids: set[int]) -> dict[str, Any]:
             foreign.append(int(proc.pid))
     used = int(pynvml.nvmlDeviceGetMemoryInfo(handle, version=pynvml.nvmlMemory_v2).used)
     return {"process_bytes": ours if seen and not unknown else None, "device_used_bytes": used, "foreign_pids": foreign}
+
+
+def combine_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """One sample per GPU of a multi-GPU cell (``read_memory`` each) → the cell's sample: process
+    memory and device used summed over its GPUs (process memory unknown if any GPU's is), other
+    processes' pids merged, and each GPU's own process figure kept in order (``per_gpu``)."""
+    per_gpu = [s["process_bytes"] for s in samples]
+    return {
+        "process_bytes": None if not samples or any(b is None for b in per_gpu) else sum(per_gpu),
+        "device_used_bytes": sum(s["device_used_bytes"] for s in samples) if samples else None,
+        "foreign_pids": sorted({pid for s in samples for pid in s["foreign_pids"]}),
+        "per_gpu": per_gpu,
+    }

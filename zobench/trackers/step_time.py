@@ -16,9 +16,12 @@ import torch
 
 
 class StepTimeTracker:
-    def __init__(self, device: str, warmup_steps: int = 1):
+    def __init__(self, device: str, warmup_steps: int = 1, n_devices: int = 1):
         self.device = torch.device(device)
-        self.cuda = self.device.type == "cuda"
+        # A cell spread over several GPUs is timed on the host between full synchronisations of
+        # every device: events on one device would miss work still running on the others.
+        self.n_devices = n_devices if self.device.type == "cuda" else 1
+        self.cuda = self.device.type == "cuda" and self.n_devices == 1
         self.warmup_steps = warmup_steps
         self.times: list[float] = []
         self.tokens: list[int] = []
@@ -34,6 +37,7 @@ class StepTimeTracker:
         if self.cuda:
             self._start.record()
         else:
+            self._sync_all()
             self._t0 = time.perf_counter()
 
     def after_step(self, step: int, loss: float, tokens: int = 0) -> None:
@@ -42,8 +46,15 @@ class StepTimeTracker:
             self._end.synchronize()
             self.times.append(self._start.elapsed_time(self._end) / 1000)
         else:
+            self._sync_all()
             self.times.append(time.perf_counter() - self._t0)
         self.tokens.append(tokens)
+
+    def _sync_all(self) -> None:
+        if self.n_devices > 1:
+            from zobench.multigpu import sync_all
+
+            sync_all(self.n_devices)
 
     @property
     def last(self) -> float:
