@@ -76,7 +76,8 @@ class AdaZeta(Flushable):
                         + f"+z-{self.zo.directions.generator}"
                         + ("+loss-in-model-dtype" if args.loss_dtype == "model" else ""))
         self.details = {"adapters": len(self.sites), "schedule": dataclasses.asdict(self.schedule),
-                        "plan": dataclasses.asdict(plan), **self.zo.details}
+                        "plan": {"train_size": plan.train_size, "batch_size": plan.batch_size,
+                                 "total_steps": plan.total_steps}, **self.zo.details}  # not extra_batches: live closures
 
     @torch.no_grad()
     def step(self, closure: Closure) -> float:
