@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import socket
-import sys
 import time
 from multiprocessing.connection import Connection
 from typing import Any, Callable
@@ -28,19 +26,9 @@ from zobench.worker import execute_cell, new_record
 OnMessage = Callable[[str, dict], None]
 
 
-def die_with_parent() -> None:
-    """Linux: the kernel kills this cell process when the thread that started it dies, so a
-    force-cancelled Ray worker or a killed driver never leaves an orphan cell holding a GPU."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def pinned(target: Target, payload: dict[str, Any], emit: OnMessage) -> Any:
-    """Child side: pin the cell to its GPUs before anything initialises CUDA."""
-    die_with_parent()
+    """Child side: pin the cell to its GPUs before anything initialises CUDA. (Dying with the parent,
+    with the scratch folder removed, is the launcher's guard: PR_SET_PDEATHSIG with SIGTERM plus a watchdog.)"""
     devices = payload.get("cuda_visible_devices")
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices
