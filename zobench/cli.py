@@ -152,13 +152,13 @@ def run(
                               seeds=_seeds(seeds), steps=steps, split_sizes=_split_sizes(split_sizes))
         cells = expand(spec, overrides)
         data_path = resolve_data_dir(data_dir)
-        preflight(cells, data_path, results_dir)
         chosen = executor_spec(spec.settings["executor"], executor,
                                {"gpus": gpus, "parallel": parallel, "address": ray_address,
                                 **_key_values(executor_option, "--executor-option")}, f"suite {spec.source}")
         if detach and chosen.name != "slurm":
             raise UserError("--detach needs --executor slurm (local and ray records come back to this driver)")
         engine, progress = prepare(chosen, cells, results_dir)
+        preflight(cells, data_path, results_dir)  # last: its writable probe creates the results dir
     except UserError as exc:
         _fail(exc)
     for entry in pending_for(spec, overrides):  # listed by the suite, not runnable yet: say so, never drop silently
