@@ -47,8 +47,11 @@ def test_selected_checkpoint_scores_like_a_run_stopped_at_that_step():
     """The best-on-dev step is the dev-accuracy argmax over the training evaluations (not step 0),
     and its test score equals the final test score of the same cell stopped at that step: the
     restored tensors are that step's, and test played no part in choosing it."""
+    # A constant lr: under linear decay a run stopped at step k decays to 0 by k, unlike the longer
+    # run at its step k. No clipping, so lr 0.1 overshoots and an earlier checkpoint wins.
+    args = {**smoke_cell("ft").args, "lr": 0.1, "lr_schedule": "constant", "max_grad_norm": None}
     cell = smoke_cell("ft", steps=8, eval_every=1, select_on="dev_accuracy",
-                      split_sizes={"train": 16, "dev": 16, "test": 64}, args={**smoke_cell("ft").args, "lr": 0.1})
+                      split_sizes={"train": 16, "dev": 16, "test": 64}, args=args)
     record, _ = run_in_process(cell)
     assert record["status"] == "ok", record.get("traceback")
     m = record["metrics"]

@@ -142,7 +142,7 @@ def run(
     from zobench.report import markdown_report
     from zobench.runner import preflight, run_cells
     from zobench.signals import terminate_as_interrupt
-    from zobench.store import WriteError, atomic_write_text, is_done
+    from zobench.store import WriteError, atomic_write_text, check_writable, is_done
     from zobench.suite import Overrides, expand, load_suite, pending_for
     from zobench.tasks._data import resolve_data_dir
 
@@ -157,8 +157,9 @@ def run(
                                 **_key_values(executor_option, "--executor-option")}, f"suite {spec.source}")
         if detach and chosen.name != "slurm":
             raise UserError("--detach needs --executor slurm (local and ray records come back to this driver)")
+        preflight(cells, data_path)  # devices, models, builds, data: a cell's own faults are named first
         engine, progress = prepare(chosen, cells, results_dir)
-        preflight(cells, data_path, results_dir)  # last: its writable probe creates the results dir
+        check_writable(results_dir)  # last: its probe creates the results dir
     except UserError as exc:
         _fail(exc)
     for entry in pending_for(spec, overrides):  # listed by the suite, not runnable yet: say so, never drop silently
