@@ -28,7 +28,8 @@ import pandas as pd
 
 from zobench.api import UserError
 from zobench.formatting import human_bytes
-from zobench.records import OK_STATUSES, read_record, unit_key
+from zobench.records import OK_STATUSES, timed_step_times, unit_key
+from zobench.store import RECORD_COLUMN, load_results
 from zobench.thresholds import DEFAULT_THRESHOLDS, parse_thresholds
 
 REGRESSION, IMPROVED, NOISE, SAME = "REGRESSION", "improved", "noise", "same"
@@ -86,14 +87,11 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _step_samples(rows: pd.DataFrame) -> list[float]:
-    """Every timed step of these cells (warm-up steps are left out, as in the record's median)."""
+    """Every timed step of these cells (warm-up steps are left out, as in the record's median),
+    from the records load_results read (never the files again)."""
     samples: list[float] = []
-    for row in rows.itertuples():
-        record = read_record(row.path) if row.path else None
-        if not record:
-            continue
-        warmup = int(record.get("metrics", {}).get("warmup_steps") or 0)
-        samples += [t for t in record.get("series", {}).get("step_time_s", [])[warmup:] if t is not None]
+    for record in rows[RECORD_COLUMN]:
+        samples += timed_step_times(record)
     return samples
 
 
@@ -233,8 +231,6 @@ def parse_overrides(items: list[str] | None) -> dict[str, float]:
 
 
 def _records(path: Path, side: str, suite: str | None) -> pd.DataFrame:
-    from zobench.store import load_results
-
     if not path.exists():
         raise UserError(f"{side} '{path}' does not exist; pass a results dir, a suite folder or one record file")
     df = load_results(path)
