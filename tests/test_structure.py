@@ -101,20 +101,20 @@ def _imports(tree: ast.AST, module: str, path: Path, known: set[str]) -> set[str
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for branch in node.orelse:
+                visit(branch)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            # `from zobench import figures` imports the module zobench.figures
+            found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names)
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                for branch in child.orelse:
-                    visit(branch)
-                continue
-            if isinstance(child, ast.Import):
-                found.update(alias.name for alias in child.names)
-            elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
-                    anchor = package.rsplit(".", child.level - 1)[0] if child.level > 1 else package
-                    base = f"{anchor}.{base}" if base else anchor
-                # `from zobench import figures` imports the module zobench.figures
-                found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in child.names)
             visit(child)
 
     visit(tree)
