@@ -34,8 +34,7 @@ from typing import Callable, Literal
 
 import torch
 
-from zobench.api import Closure, TrainingPlan
-from zobench.ranges import ranged
+from zobench.api import Closure, TrainingPlan, ranged
 
 
 @dataclasses.dataclass

@@ -15,8 +15,8 @@ Why the Gaussian transform is written out here rather than taken from a library:
 (GPU ``log.approx``/``sin.approx``, numpy's SIMD routines, glibc), so their normals differ in
 the last bits. This module's transform uses only IEEE-exact operations (+, −, ×, ÷, √, fma,
 integer and bit operations) on float32, so the C++ CPU kernel (methods/_zgen_cpu.py), the
-Triton kernel (methods/_zgen_triton.py) and the Triton interpreter give identical bits. The
-constants below are the single source for both kernels.
+Triton kernel (methods/_zgen_triton.py) and the Triton interpreter give identical bits. Its
+constants (methods/_zgen_constants.py) are the single source for both kernels.
 
 The one operation callers use: ``axpy_(p, tensor_index, [(seed, c), ...])`` does
 p += Σ_k c_k·z_k in place (k ≤ 2: one pass serves perturb, restore, update, and a pipelined
@@ -26,33 +26,18 @@ Usage: ``axpy_(p, 3, [(seed, eps)])``; ``fill(out, seed, 3)`` materialises z (te
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
-import numpy as np
 import torch
+
+# The transform's constants live in a leaf module that both kernels import (no import circle);
+# they stay readable from here.
+from zobench.methods._zgen_constants import (COS_COEFFS, HALF_PI, LN2_HI, LN2_LO, LOG_COEFFS,  # noqa: F401
+                                             SIN_COEFFS, SQRT2, TWO_M22, TWO_M24, f32)
 
 NAME = "counter-philox"
 FAMILIES = {"gaussian": 0, "rademacher": 1}
 MAX_TERMS = 2
-
-
-def f32(x: float) -> float:
-    """x rounded to float32 (and back to a Python float, which holds it exactly)."""
-    return float(np.float32(x))
-
-
-# ln(m) for m in [√½, √2]: s = (m−1)/(m+1), ln m = s·(2 + 2s²/3 + 2s⁴/5 + …), |s| ≤ 0.172.
-LOG_COEFFS = [f32(2 / (2 * i + 1)) for i in range(7)]  # 2, 2/3, …, 2/13 (L0 … L6)
-LN2_HI = 0.693145751953125  # few mantissa bits: k·LN2_HI is exact for |k| ≤ 24
-LN2_LO = f32(math.log(2) - LN2_HI)
-SQRT2 = f32(math.sqrt(2))
-HALF_PI = f32(math.pi / 2)
-# sin a = a + a³·Σ S_i a^{2i}, cos a = 1 + a²·Σ C_i a^{2i}, a in [0, π/2) (Taylor, error < 1e-8).
-SIN_COEFFS = [f32((-1) ** (i + 1) / math.factorial(2 * i + 3)) for i in range(6)]  # −1/3! … 1/13!
-COS_COEFFS = [f32((-1) ** (i + 1) / math.factorial(2 * i + 2)) for i in range(7)]  # −1/2! … −1/14!
-TWO_M24 = 2.0**-24
-TWO_M22 = 2.0**-22
 
 
 def _check(p: torch.Tensor, terms: Sequence[tuple[int, float]], family: str) -> None:

@@ -19,7 +19,7 @@ import threading
 
 import torch
 
-from zobench.methods import _zgen
+from zobench.methods import _zgen_constants
 
 _MODULE = None
 _LOCK = threading.Lock()
@@ -39,7 +39,7 @@ def _horner(name: str, var: str, coeffs: list[float]) -> str:
 
 
 def source() -> str:
-    z = _zgen
+    z = _zgen_constants
     return r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>

@@ -16,19 +16,19 @@ import torch
 import triton
 import triton.language as tl
 
-from zobench.methods import _zgen
+from zobench.methods import _zgen_constants
 
 BLOCK = 256  # counters per program: 1024 elements
 
-TWO_M24: tl.constexpr = tl.constexpr(_zgen.TWO_M24)
-TWO_M22: tl.constexpr = tl.constexpr(_zgen.TWO_M22)
-SQRT2: tl.constexpr = tl.constexpr(_zgen.SQRT2)
-HALF_PI: tl.constexpr = tl.constexpr(_zgen.HALF_PI)
-LN2_HI: tl.constexpr = tl.constexpr(_zgen.LN2_HI)
-LN2_LO: tl.constexpr = tl.constexpr(_zgen.LN2_LO)
-L0, L1, L2, L3, L4, L5, L6 = (tl.constexpr(c) for c in _zgen.LOG_COEFFS)
-S0, S1, S2, S3, S4, S5 = (tl.constexpr(c) for c in _zgen.SIN_COEFFS)
-C0, C1, C2, C3, C4, C5, C6 = (tl.constexpr(c) for c in _zgen.COS_COEFFS)
+TWO_M24: tl.constexpr = tl.constexpr(_zgen_constants.TWO_M24)
+TWO_M22: tl.constexpr = tl.constexpr(_zgen_constants.TWO_M22)
+SQRT2: tl.constexpr = tl.constexpr(_zgen_constants.SQRT2)
+HALF_PI: tl.constexpr = tl.constexpr(_zgen_constants.HALF_PI)
+LN2_HI: tl.constexpr = tl.constexpr(_zgen_constants.LN2_HI)
+LN2_LO: tl.constexpr = tl.constexpr(_zgen_constants.LN2_LO)
+L0, L1, L2, L3, L4, L5, L6 = (tl.constexpr(c) for c in _zgen_constants.LOG_COEFFS)
+S0, S1, S2, S3, S4, S5 = (tl.constexpr(c) for c in _zgen_constants.SIN_COEFFS)
+C0, C1, C2, C3, C4, C5, C6 = (tl.constexpr(c) for c in _zgen_constants.COS_COEFFS)
 
 
 @triton.jit

@@ -20,11 +20,10 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure, Flushable, TrainingPlan
+from zobench.api import Closure, Flushable, TrainingPlan, ranged
 from zobench.methods import mezo
 from zobench.methods._query_schedule import make_schedule
 from zobench.methods._tt_adapters import ADAZETA_PRESETS_64, inject_tt_adapters
-from zobench.ranges import ranged
 from zobench.methods._zo import LossDtype
 
 VERSION = "1"

@@ -22,8 +22,7 @@ import math
 
 import torch
 
-from zobench.api import Closure
-from zobench.ranges import ranged
+from zobench.api import Closure, ranged
 from zobench.methods._zo import draw_step_seed, perturb_, restore_drift
 
 VERSION = "1"

@@ -10,8 +10,7 @@ import dataclasses
 
 import torch
 
-from zobench.api import Closure
-from zobench.ranges import ranged
+from zobench.api import Closure, ranged
 
 VERSION = "1"
 

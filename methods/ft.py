@@ -14,9 +14,8 @@ from typing import Literal
 
 import torch
 
-from zobench.api import TrainingPlan
+from zobench.api import TrainingPlan, ranged
 from zobench.methods._fo import FirstOrder, FirstOrderArgs, MakeOptimizer, adamw
-from zobench.ranges import ranged
 
 VERSION = "2"
 

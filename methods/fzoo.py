@@ -24,8 +24,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure
-from zobench.ranges import ranged
+from zobench.api import Closure, ranged
 from zobench.methods._directions import lockstep, rademacher_directions, rademacher_draw
 from zobench.methods._zo import draw_step_seed, restore_drift
 

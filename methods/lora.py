@@ -15,10 +15,9 @@ from typing import Literal
 
 import torch
 
-from zobench.api import TrainingPlan
+from zobench.api import TrainingPlan, ranged
 from zobench.methods._fo import FirstOrder, FirstOrderArgs, adamw_over, model_dtype
 from zobench.methods._lora import inject_lora
-from zobench.ranges import ranged
 
 VERSION = "2"
 

@@ -24,11 +24,10 @@ from typing import Literal
 
 import torch
 
-from zobench.api import TrainingPlan
+from zobench.api import TrainingPlan, ranged
 from zobench.methods import mezo
 from zobench.methods._fo import FirstOrderArgs, adamw_over, model_dtype
 from zobench.methods._tt_adapters import ADAPTER_PRESETS_64, inject_tt_adapters
-from zobench.ranges import ranged
 from zobench.methods._zo import LossDtype
 
 VERSION = "2"

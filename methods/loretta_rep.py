@@ -17,13 +17,12 @@ import dataclasses
 
 import torch
 
-from zobench.api import TrainingPlan
+from zobench.api import TrainingPlan, ranged
 from zobench.methods._fo import model_dtype
 from zobench.methods._lora import target_modules
 from zobench.methods._tt import LORA_PRESETS_8, TTLinear, tt_modes
 from zobench.methods._tt_adapters import is_norm, set_submodule
 from zobench.methods.loretta_adp import LorettaArgs, with_optimizer
-from zobench.ranges import ranged
 
 VERSION = "2"
 

@@ -23,11 +23,10 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure
+from zobench.api import Closure, ranged
 from zobench.methods import _zgen
 from zobench.methods._zo import LossDtype, draw_step_seed, in_loss_dtype, restore_drift, two_point
 from zobench.methods.mezo import uses_decay
-from zobench.ranges import ranged
 
 VERSION = "2"
 # counter-philox streams, one per kind of draw, so U, V and the 1-D z never share values

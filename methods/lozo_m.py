@@ -15,9 +15,9 @@ import dataclasses
 
 import torch
 
+from zobench.api import ranged
 from zobench.methods import lozo
 from zobench.methods.lozo import LOZO, as_matrix
-from zobench.ranges import ranged
 
 VERSION = "1"
 

@@ -33,12 +33,11 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure, Flushable
+from zobench.api import Closure, Flushable, ranged
 from zobench.methods._counter_directions import CounterDirections
 from zobench.methods._flat import flatten_
 from zobench.methods._zo import (DenseGaussian, LossDtype, Snapshot, draw_step_seed, in_loss_dtype,
                                  restore_drift, two_point)
-from zobench.ranges import ranged
 
 VERSION = "3"
 

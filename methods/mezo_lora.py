@@ -16,9 +16,9 @@ from typing import Literal
 
 import torch
 
+from zobench.api import ranged
 from zobench.methods import mezo
 from zobench.methods._lora import inject_lora
-from zobench.ranges import ranged
 from zobench.methods._zo import LossDtype
 
 VERSION = "1"

@@ -30,8 +30,7 @@ from typing import Iterator, Literal
 
 import torch
 
-from zobench.api import Closure
-from zobench.ranges import ranged
+from zobench.api import Closure, ranged
 from zobench.methods._directions import generator, key_seed
 from zobench.methods._zo import restore_drift, draw_step_seed
 from zobench.methods.mezo import uses_decay

@@ -23,8 +23,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure
-from zobench.ranges import ranged
+from zobench.api import Closure, ranged
 from zobench.methods._directions import as_matrix, generator, key_seed, orthonormal_columns
 from zobench.methods._zo import draw_step_seed, restore_drift, two_point
 

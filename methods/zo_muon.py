@@ -24,8 +24,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure
-from zobench.ranges import ranged
+from zobench.api import Closure, ranged
 from zobench.methods._directions import (as_matrix, exact_orthogonalise, generator, key_seed, newton_schulz5,
                                           orthonormal_columns)
 from zobench.methods._zo import draw_step_seed, restore_drift

@@ -218,3 +218,12 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(smoke_records, tmp_p
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
     assert not out.exists()
+
+
+def test_every_gate_metric_has_a_default_threshold():
+    """The gate's metrics and zobench.thresholds' defaults name the same keys, in the same order, plus alpha:
+    a metric without a default would fail at its first comparison, not when the suite is parsed."""
+    from zobench.compare import METRICS
+    from zobench.thresholds import DEFAULT_THRESHOLDS
+
+    assert [m.key for m in METRICS] + ["alpha"] == list(DEFAULT_THRESHOLDS)

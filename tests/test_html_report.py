@@ -83,7 +83,7 @@ def test_html_report_loads_in_headless_chromium_with_every_figure(smoke_records,
 def test_loss_figure_marks_every_divergence_event(smoke_records):
     """Each divergence event in a record becomes one red cross at its step on that cell's curve."""
     rows = load_results(smoke_records)
-    records = {r.cell_id: read_record(r.path) for r in rows.itertuples()}
+    records = {r.cell_id: r.record for r in rows.itertuples()}  # as load_results read them
     mezo = next(cid for cid in records if "--mezo--" in cid)
     records[mezo]["divergence"] = [{"step": 3, "kind": "loss_spike"}, {"step": 6, "kind": "eval_loss_rebound"},
                                    {"step": -1, "kind": "restore_drift"}]

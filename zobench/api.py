@@ -1,15 +1,21 @@
 """The few types every part of zobench agrees on: Cell, Method, Tracker, Executor, UserError.
 
-A method author needs to read only this file and one existing method in methods/.
+A method author needs to read only this file and one existing method in methods/: a method
+imports from zobench only this module (``ranged`` and ``loss_in_model_dtype`` included).
+This module imports no torch (only for type checking), so the CLI, suite parsing and the
+reports can import it without loading torch.
 Usage: ``from zobench.api import Cell, Method``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, runtime_checkable
 
-import torch
+if TYPE_CHECKING:  # the types only: importing torch costs seconds the front door does not need
+    import torch
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "oom", "diverged", "error", "timeout")
@@ -67,7 +73,7 @@ class Cell:
         return out
 
 
-Closure = Callable[[], torch.Tensor]
+Closure = Callable[[], "torch.Tensor"]
 
 
 class ExtraBatches(Protocol):
@@ -180,3 +186,55 @@ class Executor(Protocol):
     def cancel(self) -> None:
         """Cancel every cell submitted and not yet ended (Ctrl-C)."""
         ...
+
+
+RANGE_KEY = "zobench_range"
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Bounds on a number: ``ge``/``le`` inclusive, ``gt``/``lt`` exclusive; None: unbounded."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def contains(self, value: float) -> bool:
+        return ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+
+    def describe(self) -> str:
+        parts = [f"{op} {bound:g}" for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+                 if bound is not None]
+        return " and ".join(parts) or "finite"
+
+
+def ranged(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+           lt: float | None = None) -> Any:
+    """A method's ``Args`` field with ``default`` and a declared valid range, e.g. ``lr: float = ranged(1e-6, gt=0)``.
+
+    ``zobench.registry.make_args`` reads the declaration (zobench.ranges) and refuses a value
+    outside it before the first cell starts."""
+    return dataclasses.field(default=default, metadata={RANGE_KEY: Range(ge=ge, gt=gt, le=le, lt=lt)})
+
+
+# Training losses upcast the logits to fp32 unless a ZO method asks for its model's dtype
+# (``loss_dtype: model``, as MeZO's fp16 OPT runs computed log-softmax and CE in fp16).
+# Declared here, not in the scoring code, so that methods import only this module.
+_LOSS_IN_MODEL_DTYPE = contextvars.ContextVar("loss_in_model_dtype", default=False)
+
+
+@contextlib.contextmanager
+def loss_in_model_dtype() -> Iterator[None]:
+    """Inside, the harness's losses keep the logits' dtype (fp16/bf16 on a half-precision model)."""
+    token = _LOSS_IN_MODEL_DTYPE.set(True)
+    try:
+        yield
+    finally:
+        _LOSS_IN_MODEL_DTYPE.reset(token)
+
+
+def losses_in_model_dtype() -> bool:
+    """True inside ``loss_in_model_dtype``: the scoring code keeps the logits' dtype for the loss."""
+    return _LOSS_IN_MODEL_DTYPE.get()

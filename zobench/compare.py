@@ -27,8 +27,10 @@ from typing import Callable
 import pandas as pd
 
 from zobench.api import UserError
-from zobench.progress import human_bytes
-from zobench.records import OK_STATUSES, read_record, unit_key
+from zobench.formatting import human_bytes
+from zobench.records import OK_STATUSES, timed_step_times, unit_key
+from zobench.store import RECORD_COLUMN, load_results
+from zobench.thresholds import DEFAULT_THRESHOLDS, parse_thresholds
 
 REGRESSION, IMPROVED, NOISE, SAME = "REGRESSION", "improved", "noise", "same"
 MISSING_ALLOWED = "missing (allowed)"
@@ -39,8 +41,7 @@ class Metric:
     key: str  # the name used in thresholds
     column: str
     label: str
-    relative: bool  # threshold is a fraction of BASE (else absolute, in the metric's unit)
-    default: float
+    relative: bool  # threshold is a fraction of BASE (else absolute, in the metric's unit); defaults: zobench.thresholds
     fmt: Callable[[float], str]
     delta: Callable[[float], str]  # a signed absolute change (used when not relative)
 
@@ -54,31 +55,14 @@ def _rel(v: float) -> str:
 
 
 METRICS = (
-    Metric("peak_mem", "peak_mem_bytes", "peak memory", True, 0.05, human_bytes, _rel),
-    Metric("step_time", "step_time_s", "step time", True, 0.10, lambda v: f"{v * 1000:.1f} ms", _rel),
+    Metric("peak_mem", "peak_mem_bytes", "peak memory", True, human_bytes, _rel),
+    Metric("step_time", "step_time_s", "step time", True, lambda v: f"{v * 1000:.1f} ms", _rel),
     # error rate, not accuracy, so that lower is better here too; its threshold is in points
-    Metric("error_rate", "error_rate", "error rate", False, 0.02, _pct, lambda v: f"{v * 100:+.1f} pt"),
-    Metric("divergence_events", "divergence_events", "divergence events", False, 0.0, lambda v: f"{v:g}",
+    Metric("error_rate", "error_rate", "error rate", False, _pct, lambda v: f"{v * 100:+.1f} pt"),
+    Metric("divergence_events", "divergence_events", "divergence events", False, lambda v: f"{v:g}",
            lambda v: f"{v:+g}"),
-    Metric("forwards_to_target", "forwards_to_target", "forwards to target", True, 0.10, lambda v: f"{v:,.0f}", _rel),
+    Metric("forwards_to_target", "forwards_to_target", "forwards to target", True, lambda v: f"{v:,.0f}", _rel),
 )
-# alpha 0.05: a change must also be beyond its threshold, so a chance p < alpha alone never fails
-DEFAULT_THRESHOLDS = {m.key: m.default for m in METRICS} | {"alpha": 0.05}
-
-
-def parse_thresholds(raw: dict, where: str) -> dict[str, float]:
-    """Validate a ``thresholds`` mapping (suite YAML or --threshold) over the defaults."""
-    unknown = sorted(set(raw) - set(DEFAULT_THRESHOLDS))
-    if unknown:
-        raise UserError(f"{where}: unknown threshold(s) {', '.join(map(str, unknown))}; valid: {', '.join(DEFAULT_THRESHOLDS)}")
-    out = dict(DEFAULT_THRESHOLDS)
-    for key, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise UserError(f"{where}: threshold '{key}' must be a number >= 0, got {value!r}")
-        if key == "alpha" and not 0 < value < 1:
-            raise UserError(f"{where}: threshold 'alpha' must be between 0 and 1, got {value!r}")
-        out[key] = float(value)
-    return out
 
 
 @dataclasses.dataclass
@@ -103,14 +87,11 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _step_samples(rows: pd.DataFrame) -> list[float]:
-    """Every timed step of these cells (warm-up steps are left out, as in the record's median)."""
+    """Every timed step of these cells (warm-up steps are left out, as in the record's median),
+    from the records load_results read (never the files again)."""
     samples: list[float] = []
-    for row in rows.itertuples():
-        record = read_record(row.path) if row.path else None
-        if not record:
-            continue
-        warmup = int(record.get("metrics", {}).get("warmup_steps") or 0)
-        samples += [t for t in record.get("series", {}).get("step_time_s", [])[warmup:] if t is not None]
+    for record in rows[RECORD_COLUMN]:
+        samples += timed_step_times(record)
     return samples
 
 
@@ -124,7 +105,7 @@ def _change(metric: Metric, base: float, head: float) -> float:
 
 def _test(metric: Metric, base_rows: pd.DataFrame, head_rows: pd.DataFrame) -> tuple[str, float | None]:
     """(description of the test used, p-value or None when the threshold alone decides)."""
-    from scipy import stats  # here: suite validation imports this module and never tests anything
+    from scipy import stats  # here: reading records and rendering need no scipy (its import is slow)
 
     if metric.key == "step_time":
         b, h = _step_samples(base_rows), _step_samples(head_rows)
@@ -250,8 +231,6 @@ def parse_overrides(items: list[str] | None) -> dict[str, float]:
 
 
 def _records(path: Path, side: str, suite: str | None) -> pd.DataFrame:
-    from zobench.store import load_results
-
     if not path.exists():
         raise UserError(f"{side} '{path}' does not exist; pass a results dir, a suite folder or one record file")
     df = load_results(path)
@@ -269,7 +248,7 @@ def gate(base: Path, head: Path, suite: str | None = None, overrides: dict[str, 
     ``suite`` (a built-in name or a YAML path) keeps only that suite's records; without it,
     each suite's own thresholds apply where the suite is built in.
     """
-    from zobench.suite import load_suite, suite_names  # lazy: suite imports this module
+    from zobench.suite import load_suite, suite_names
 
     overrides = overrides or {}
     parse_thresholds(overrides, "--threshold")  # reject bad keys before reading any record

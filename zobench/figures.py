@@ -1,6 +1,7 @@
 """The report's matplotlib figures for one (suite, model, task) group of records.
 
-Each function takes the group's rows (from load_results) and their records, and returns a
+Each function takes the group's rows (from load_results) and their records (the rows'
+``record`` column, as the reader read them: no file is reopened here), and returns a
 Figure; html_report embeds them. Usage: ``fig = memory_figure(rows)``.
 """
 
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from zobench.records import FLOOR, OK_STATUSES, mean_over_seeds  # noqa: E402
+from zobench.records import FLOOR, OK_STATUSES, mean_over_seeds, timed_step_times  # noqa: E402
 
 MIB = 1024 ** 2
 EVENT_STYLE = dict(marker="x", color="red", s=60, zorder=5, linewidths=2)
@@ -135,9 +136,7 @@ def step_time_figure(rows: pd.DataFrame, records: dict[str, dict[str, Any]]) -> 
     for label, group in _by_label(rows):
         times: list[float] = []
         for row in group.itertuples():
-            record = records.get(row.cell_id, {})
-            warmup = int(record.get("metrics", {}).get("warmup_steps") or 0)
-            times += [t * 1000 for t in record.get("series", {}).get("step_time_s", [])[warmup:] if t is not None]
+            times += [t * 1000 for t in timed_step_times(records.get(row.cell_id, {}))]
         if times:
             labels.append(_shown(label))
             samples.append(times)

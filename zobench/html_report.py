@@ -17,7 +17,7 @@ import pandas as pd
 
 from zobench import figures
 from zobench.report import COLUMNS, FOOTNOTE, groups, summarise, table
-from zobench.records import read_record
+from zobench.store import RECORD_COLUMN
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 1400px; }
@@ -55,7 +55,7 @@ def html_report(df: pd.DataFrame, title: str = "zobench report") -> str:
     for heading, group in groups(summary):
         suite, model, task = group.suite.iloc[0], group.model.iloc[0], group.task.iloc[0]
         rows = df[(df.suite == suite) & (df.model == model) & (df.task == task)]
-        records: dict[str, dict[str, Any]] = {r.cell_id: read_record(r.path) or {} for r in rows.itertuples() if r.path}
+        records: dict[str, dict[str, Any]] = dict(zip(rows.cell_id, rows[RECORD_COLUMN]))  # as load_results read them
         sources = ", ".join(sorted(set(group.peak_mem_source) - {"-"})) or "-"
         figs = "".join([
             _figure(figures.memory_figure(rows), f"Peak memory per method, {heading}"),

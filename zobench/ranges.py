@@ -1,6 +1,7 @@
 """Declared valid ranges for numeric settings: suite settings and every method's hyperparameters.
 
-A method declares a hyperparameter's range on its ``Args`` field, where the default lives::
+A method declares a hyperparameter's range on its ``Args`` field, where the default lives
+(``ranged`` and ``Range`` are declared in zobench.api; this module checks them)::
 
     lr: float = ranged(1e-6, gt=0)
     queries: int = ranged(1, ge=1)
@@ -17,35 +18,9 @@ import dataclasses
 import math
 from typing import Any
 
-from zobench.api import UserError
+# Range and ranged are declared in zobench.api (methods import only it); kept importable from here.
+from zobench.api import RANGE_KEY, Range, UserError, ranged  # noqa: F401
 from zobench.paths import shorten
-
-RANGE_KEY = "zobench_range"
-
-
-@dataclasses.dataclass(frozen=True)
-class Range:
-    """Bounds on a number: ``ge``/``le`` inclusive, ``gt``/``lt`` exclusive; None: unbounded."""
-
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-
-    def contains(self, value: float) -> bool:
-        return ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
-                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
-
-    def describe(self) -> str:
-        parts = [f"{op} {bound:g}" for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-                 if bound is not None]
-        return " and ".join(parts) or "finite"
-
-
-def ranged(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-           lt: float | None = None) -> Any:
-    """A dataclass field with ``default`` and a declared valid range (read by check_args)."""
-    return dataclasses.field(default=default, metadata={RANGE_KEY: Range(ge=ge, gt=gt, le=le, lt=lt)})
 
 
 def field_range(field: dataclasses.Field) -> Range | None:

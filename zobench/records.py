@@ -1,6 +1,7 @@
 """The one reader of records: which files are records, what their statuses mean, how cells
 are keyed and how seeds are averaged. Reports, figures, the gate, asv and ``load_results``
-all read through here, so they cannot disagree (an ``oom`` cell's reached peak is never a
+all read through here, so they cannot disagree; each file is read once (``load_results`` keeps
+every row's record, so the figures and the gate's step samples never reopen a file) (an ``oom`` cell's reached peak is never a
 method's memory figure anywhere).
 
 Reading is defensive because a results dir is shared, copied and interrupted:
@@ -86,6 +87,12 @@ def cell_key(record: dict[str, Any]) -> tuple[str, str]:
 def unit_key(suite: str, model: str, task: str, label: str) -> str:
     """A method unit (the seeds of one label): ``suite/model--task--label``."""
     return f"{suite}/{model}--{task}--{label}"
+
+
+def timed_step_times(record: dict[str, Any]) -> list[float]:
+    """The record's per-step times of its timed steps: warm-up steps left out, as in its median."""
+    warmup = int(record.get("metrics", {}).get("warmup_steps") or 0)
+    return [t for t in record.get("series", {}).get("step_time_s", [])[warmup:] if t is not None]
 
 
 def mean_over_seeds(values: Iterable[Any]) -> float:

@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 
-from zobench.progress import human_bytes
+from zobench.formatting import human_bytes
 from zobench.records import FLOOR, OK_STATUSES
 
 

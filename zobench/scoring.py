@@ -16,35 +16,20 @@ Usage: ``batch = collate(encode(tokenizer, examples, 256), pad_id)``; ``option_s
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import inspect
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from zobench.api import loss_in_model_dtype, losses_in_model_dtype  # noqa: F401 (kept importable from here)
 from zobench.tasks import Example, RandomTokens
-
-# Training losses upcast the logits to fp32 unless a ZO method asks for its model's dtype
-# (``loss_dtype: model``, as MeZO's fp16 OPT runs computed log-softmax and CE in fp16).
-_LOSS_IN_MODEL_DTYPE = contextvars.ContextVar("loss_in_model_dtype", default=False)
-
-
-@contextlib.contextmanager
-def loss_in_model_dtype() -> Iterator[None]:
-    """Inside, losses keep the logits' dtype (fp16/bf16 on a half-precision model)."""
-    token = _LOSS_IN_MODEL_DTYPE.set(True)
-    try:
-        yield
-    finally:
-        _LOSS_IN_MODEL_DTYPE.reset(token)
 
 
 def loss_precision(logits: torch.Tensor) -> torch.Tensor:
-    """fp32 logits for the loss, or the model's own dtype inside ``loss_in_model_dtype``."""
-    return logits if _LOSS_IN_MODEL_DTYPE.get() else logits.float()
+    """fp32 logits for the loss, or the model's own dtype inside ``loss_in_model_dtype`` (zobench.api)."""
+    return logits if losses_in_model_dtype() else logits.float()
 
 
 @dataclasses.dataclass(frozen=True)

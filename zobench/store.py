@@ -25,6 +25,7 @@ RESULT_COLUMNS = [
     "forwards_per_step", "forwards_total", "steps_done", "divergence_events", "trainable_params",
     "synthetic", "dtype", "device", "cell_id", "git_sha", "path",
 ]
+RECORD_COLUMN = "record"  # load_results' last column: the record itself, as the reader read it
 
 
 WRITE_ERROR_EXIT = 3  # the CLI's exit code when results cannot be written (full disk, read-only, ...)
@@ -144,11 +145,16 @@ def load_results(path: str | os.PathLike, warn="stderr"):
     """All records under ``path`` (a results dir, a suite folder or one file) as a DataFrame.
 
     Files that are no readable record are skipped with a warning line each on stderr
-    (``warn=None``: quietly; or a callable that gets the lines)."""
+    (``warn=None``: quietly; or a callable that gets the lines). The last column, ``record``,
+    holds each row's record as read (its series and events, for the figures and the gate):
+    a file is read once, never again through the ``path`` column."""
     import pandas as pd
 
     from zobench.records import warn_stderr
 
-    rows = [flatten(record, file) for file, record in scan(Path(path), warn_stderr if warn == "stderr" else warn).records]
-    extra = sorted({k for row in rows for k in row} - set(RESULT_COLUMNS))
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS + extra)
+    found = scan(Path(path), warn_stderr if warn == "stderr" else warn).records
+    rows = [flatten(record, file) for file, record in found]
+    extra = sorted({k for row in rows for k in row} - set(RESULT_COLUMNS) - {RECORD_COLUMN})
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS + extra)
+    df[RECORD_COLUMN] = pd.Series([record for _, record in found], index=df.index, dtype=object)
+    return df

@@ -18,14 +18,12 @@ from typing import Any
 import yaml
 
 from zobench.api import Cell, UserError
-from zobench.checkpoint import SELECT_ON
-from zobench.compare import parse_thresholds
-from zobench.models import DTYPES
 from zobench.paths import check_file_stem, check_name, shorten
 from zobench.ranges import Range, check_range
 from zobench.registry import make_args, method_names
 from zobench.strict_yaml import strict_load
 from zobench.tasks import get_task, task_names
+from zobench.thresholds import parse_thresholds
 
 # Suite-level settings, their types and defaults. Method entries may override the
 # harness settings in METHOD_OVERRIDES (ZO methods usually run far more steps than FO).
@@ -53,7 +51,7 @@ SETTINGS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "select_on": (str, "dev_loss"),  # model selection on dev: dev_loss (MeZO's) | dev_accuracy
     "target": (dict, {}),
     "monitor": (bool, True),
-    "thresholds": (dict, {}),  # the regression gate's, over zobench.compare.DEFAULT_THRESHOLDS
+    "thresholds": (dict, {}),  # the regression gate's, over zobench.thresholds.DEFAULT_THRESHOLDS
     "pending": (dict, {}),
     "gpus": (int, 1),  # GPUs per cell; a model larger than one GPU spans several (device map)
     "executor": (dict, {}),  # engine and per-engine options (zobench.executors), overridden by the CLI
@@ -230,6 +228,10 @@ def _target(target: dict[str, Any], where: str) -> tuple[str | None, float | Non
 
 def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
     """The cartesian product of the suite, validated; raises UserError on any bad name or value."""
+    # Here, not at the top: these modules import torch, which parsing a suite (list, compare) need not load.
+    from zobench.checkpoint import SELECT_ON
+    from zobench.models import DTYPES
+
     s = suite.settings
     where = f"suite {suite.source}"
     pending = {kind: set(map(str, s["pending"].get(kind, {}))) for kind in PENDING_KINDS}

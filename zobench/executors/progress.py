@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from zobench.progress import human_seconds
+from zobench.formatting import human_seconds
 
 
 class PoolProgress:
