@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Iterator, Literal, Protocol
 
 import torch
 
-from zobench.scoring import loss_in_model_dtype
+from zobench.scoring.causal_lm import loss_in_model_dtype
 
 LossDtype = Literal["fp32", "model"]
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from zobench.api import UserError
-from zobench.generation import best_exact_match, best_f1, generate_answers, normalize_answer, prompt_ids, token_f1
+from zobench.scoring.generation import best_exact_match, best_f1, generate_answers, normalize_answer, prompt_ids, token_f1
 from zobench.suite import Overrides, expand, load_suite
 from zobench.tasks import get_task, metric_of, train_loss_of
 from zobench.worker import execute_cell

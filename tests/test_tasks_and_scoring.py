@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zobench.scoring import accuracy, collate, encode, evaluate, option_scores
+from zobench.scoring.causal_lm import accuracy, collate, encode, evaluate, option_scores
 from zobench.tasks import get_task, task_names, train_loss_of
 
 

@@ -22,11 +22,11 @@ from zobench.api import SCHEMA_VERSION, Cell, TrainingPlan, flush
 from zobench.checkpoint import BestOnDev
 from zobench.env import provenance
 from zobench.forward_count import ForwardCounter, TrainBatches
-from zobench.generation import evaluate_generation
+from zobench.scoring.generation import evaluate_generation
 from zobench.models import load_model
 from zobench.multigpu import cell_gpus
 from zobench.registry import args_dict, make_args, method_module
-from zobench.scorers import scoring_for
+from zobench.scoring import scoring_for
 from zobench.tasks import get_task, metric_of, train_loss_of
 from zobench.trackers.divergence import DivergenceTracker
 from zobench.trackers.memory import PhaseMemory

@@ -11,7 +11,7 @@ inputs. ``train_loss`` is how MeZO trains the task: ``classification`` (its
 ``--train_as_classification``: cross-entropy over the option scores) or ``option-lm``
 (teacher-forced LM loss on the gold option's tokens only, as MeZO runs COPA, ReCoRD,
 SQuAD and DROP). ``metric`` is ``accuracy`` (the best-scoring option) or ``f1`` (greedy
-generation scored against ``Example.answers``; zobench.generation), default accuracy.
+generation scored against ``Example.answers``; zobench.scoring.generation), default accuracy.
 Usage: ``get_task("sst2").load(data_dir, {"train": 1000, "dev": 500, "test": 1000}, 0)``.
 """
 
@@ -50,7 +50,7 @@ class MaskedPrompt:
     """An LM-BFF prompt for encoders: a template over the example's sentences, with one mask.
 
     The template language is LM-BFF's (``*cls**sent_0*_It_was*mask*.*sep+*``; see
-    zobench.encoder_scoring); the options are the label words predicted at the mask.
+    zobench.scoring.encoder); the options are the label words predicted at the mask.
     ``max_length`` and the sentence limits are LM-BFF's per-task settings (run_fewshot.sh).
     A classifier-head model reads only the sentences (LM-BFF's "finetune" input).
     """

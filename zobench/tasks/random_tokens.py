@@ -2,7 +2,7 @@
 
 ``random-tokens-<N>``: every sequence the model sees is exactly N tokens (special prefix,
 random prompt ids and a one-token option), drawn from the tokenizer's own vocabulary,
-whatever the tokenizer; see ``RandomTokens`` and ``zobench.scoring.encode``. Labels are
+whatever the tokenizer; see ``RandomTokens`` and ``zobench.scoring.causal_lm.encode``. Labels are
 random too, so accuracy means nothing: memory and step time depend on shapes only, which
 is what lets ``random:`` models with real shapes stand in for downloads (issue #9).
 Two options per example, as SST-2, so a batch of B examples is 2B sequences.

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import torch
 
-from zobench.scoring import special_prefix
+from zobench.scoring.causal_lm import special_prefix
 from zobench.tasks import Example
 
 MAX_NEW_TOKENS = 50  # MeZO's default max_new_tokens

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import torch
 
-from zobench import encoder_scoring as enc
-from zobench import scoring
+from zobench.scoring import encoder as enc
+from zobench.scoring import causal_lm as scoring
 from zobench.api import UserError
 from zobench.tasks import train_loss_of
 

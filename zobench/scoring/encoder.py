@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from zobench.api import UserError
-from zobench.scoring import loss_precision
+from zobench.scoring.causal_lm import loss_precision
 from zobench.tasks import Example, MaskedPrompt
 
 
