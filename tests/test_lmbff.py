@@ -11,7 +11,7 @@ import torch
 
 from zobench.api import UserError
 from zobench.scoring.encoder import (collate_encoder, encode_masked, evaluate_encoder, label_word_ids,
-                                     masked_scores, template_ids)
+                                    masked_scores, template_ids)
 from zobench.models import load_model
 from zobench.scoring import scoring_for
 from zobench.suite import Overrides, expand, load_suite, parse_suite

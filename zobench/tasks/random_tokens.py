@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zobench.api import Task
 from zobench.tasks import Example, RandomTokens, Splits
 
 LENGTHS = (64, 128, 256, 512, 1024, 2048)
@@ -21,7 +22,7 @@ OPTIONS = ("option 0", "option 1")  # names only: each option is one random toke
 SPLIT_OFFSETS = {"train": 0, "dev": 1, "test": 2}  # disjoint draws per split
 
 
-class RandomTokenTask:
+class RandomTokenTask(Task):
     version = "1"
     synthetic = True
     default_sizes = {"train": 64, "dev": 16, "test": 16}
