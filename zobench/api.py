@@ -1,4 +1,4 @@
-"""The few types every part of zobench agrees on: Cell, Method, Tracker, Executor, Task, Scoring, UserError.
+"""The few types every part of zobench agrees on: Cell, Method, Tracker, Executor, UserError.
 
 A method author needs to read only this file and one existing method in methods/.
 Usage: ``from zobench.api import Cell, Method``.
@@ -240,7 +240,7 @@ class Scoring(Protocol):
         ...
 
     def evaluate(self, model: Any, encoded: Sequence[Any], batch_size: int) -> dict[str, float]:
-        """Metrics over the examples, ``batch_size`` sequences at a time: the task's metric under its
-        name (``accuracy``, ``f1``), the training loss under ``loss``, and any further ones
+        """Metrics over the examples, in batches of ``batch_size``: the task's metric under its name
+        (``accuracy``, ``f1``), the training loss under ``loss``, and any further ones
         (``exact_match``). NaN for every metric of an empty split."""
         ...
