@@ -112,3 +112,5 @@ def test_a_squad_cell_records_f1_and_exact_match(tmp_path):
     for key in ("accuracy", "step0_accuracy", "best_accuracy", "exact_match", "step0_exact_match", "best_exact_match"):
         assert 0.0 <= m[key] <= 1.0, key
     assert m["exact_match"] <= m["accuracy"]  # an exact match is an F1 of 1
+    # The schema is the one every task shares: the F1 under accuracy, no test loss, no f1 key.
+    assert not {f"{prefix}{name}" for prefix in ("step0_", "", "best_") for name in ("f1", "loss")} & set(m)
