@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from zobench.models import load_model
-from zobench.scoring import collate, encode
+from zobench.scoring.causal_lm import collate, encode
 from zobench.tasks import get_task
 
 REPO = Path(__file__).resolve().parent.parent

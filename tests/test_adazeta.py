@@ -14,7 +14,7 @@ from zobench.methods import adazeta, loretta_adp
 from zobench.methods._query_schedule import make_schedule
 from zobench.models import load_model
 from zobench.registry import make_args
-from zobench.scoring import classification_loss
+from zobench.scoring.causal_lm import classification_loss
 
 
 @pytest.mark.parametrize("train, beta, epochs, reach, mean_q, forwards", [

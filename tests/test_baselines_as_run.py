@@ -14,7 +14,7 @@ from zobench.methods import mezo, mezo_lora
 from zobench.methods._tt import ADAPTER_PRESETS_64, LORA_PRESETS_8, TTLinear, tt_modes
 from zobench.models import load_model
 from zobench.registry import make_args, method_module
-from zobench.scoring import classification_loss, collate, encode, loss_in_model_dtype
+from zobench.scoring.causal_lm import classification_loss, collate, encode, loss_in_model_dtype
 from zobench.suite import Overrides, expand, load_suite
 from zobench.tasks import get_task
 from zobench import worker

@@ -9,7 +9,7 @@ from zobench.api import TrainingPlan
 from zobench.methods import _counter_directions, _flat, adazeta, mezo, mezo_lora
 from zobench.models import load_model
 from zobench.registry import make_args
-from zobench.scoring import classification_loss
+from zobench.scoring.causal_lm import classification_loss
 
 PLAN = TrainingPlan(train_size=8, batch_size=4, total_steps=12)  # Q: 1, 1, 1, 1, 2, 2 in the 6 steps
 

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from zobench.api import UserError
-from zobench.generation import best_exact_match, best_f1, generate_answers, normalize_answer, prompt_ids, token_f1
+from zobench.scoring.generation import best_exact_match, best_f1, generate_answers, normalize_answer, prompt_ids, token_f1
 from zobench.suite import Overrides, expand, load_suite
-from zobench.tasks import get_task, metric_of, train_loss_of
+from zobench.tasks import get_task
 from zobench.worker import execute_cell
 
 SQUAD_ROW = {"id": "q1", "title": "Normandy", "context": "The Normans were in France.",
@@ -42,7 +42,7 @@ def test_squad_and_drop_examples_use_mezos_templates():
     assert drop.prompt == "Passage: The Bears scored 7 points.\nQuestion: How many points did the Bears score?\nAnswer:"
     assert drop.options == ("7\n",) and drop.answers == ("7",)
     for name in ("squad", "drop"):
-        assert metric_of(get_task(name)) == "f1" and train_loss_of(get_task(name)) == "option-lm"
+        assert get_task(name).metric == "f1" and get_task(name).train_loss == "option-lm"
 
 
 def write_rows(folder, rows_by_split):
@@ -112,3 +112,5 @@ def test_a_squad_cell_records_f1_and_exact_match(tmp_path):
     for key in ("accuracy", "step0_accuracy", "best_accuracy", "exact_match", "step0_exact_match", "best_exact_match"):
         assert 0.0 <= m[key] <= 1.0, key
     assert m["exact_match"] <= m["accuracy"]  # an exact match is an F1 of 1
+    # The schema is the one every task shares: the F1 under accuracy, no test loss, no f1 key.
+    assert not {f"{prefix}{name}" for prefix in ("step0_", "", "best_") for name in ("f1", "loss")} & set(m)

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from zobench.api import UserError
-from zobench.encoder_scoring import (collate_encoder, encode_masked, evaluate_encoder, label_word_ids,
-                                     masked_scores, template_ids)
+from zobench.scoring.encoder import (collate_encoder, encode_masked, evaluate_encoder, label_word_ids,
+                                    masked_scores, template_ids)
 from zobench.models import load_model
-from zobench.scorers import scoring_for
+from zobench.scoring import scoring_for
 from zobench.suite import Overrides, expand, load_suite, parse_suite
 from zobench.tasks import MaskedPrompt, get_task
 from zobench.worker import execute_cell

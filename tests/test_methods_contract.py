@@ -9,7 +9,7 @@ import torch
 
 from zobench.models import load_model
 from zobench.registry import make_args, method_module, method_names
-from zobench.scoring import classification_loss
+from zobench.scoring.causal_lm import classification_loss
 
 
 def run_steps(name: str, batch, steps: int = 3, seed: int = 0):

@@ -150,7 +150,7 @@ def test_adazeta_pipelined_follows_the_unpipelined_run_as_q_grows(tiny_batch):
     from zobench.api import TrainingPlan
     from zobench.models import load_model
     from zobench.registry import make_args
-    from zobench.scoring import classification_loss
+    from zobench.scoring.causal_lm import classification_loss
 
     plan = TrainingPlan(train_size=8, batch_size=4, total_steps=12)  # Q: 1, 1, 1, 1, 2, 2
     trained = []

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from zobench.scoring import collate, encode, evaluate, option_lm_loss, option_scores, train_batch_examples
+from zobench.scoring.causal_lm import collate, encode, evaluate, option_lm_loss, option_scores, train_batch_examples
 from zobench.suite import Overrides, expand, load_suite
 from zobench.tasks import Example, get_task
 from zobench.worker import execute_cell

@@ -8,7 +8,7 @@ import pytest
 from transformers import ByT5Tokenizer, PreTrainedTokenizerFast
 
 from zobench.api import UserError
-from zobench.scoring import collate, encode, special_prefix
+from zobench.scoring.causal_lm import collate, encode, special_prefix
 from zobench.suite import expand, load_suite, parse_suite
 from zobench.tasks import RandomTokens, get_task, task_names
 from zobench.tasks.random_tokens import LENGTHS

@@ -15,7 +15,7 @@ from zobench.methods._directions import (as_matrix, generator, key_seed, lockste
                                          orthonormal_columns, rademacher_directions, rademacher_draw)
 from zobench.methods._zo import draw_step_seed, gaussian_directions
 from zobench.models import load_model
-from zobench.scoring import classification_loss
+from zobench.scoring.causal_lm import classification_loss
 from zobench.suite import Overrides, expand, load_suite
 from zobench.worker import execute_cell
 

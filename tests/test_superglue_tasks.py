@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from zobench.api import UserError
-from zobench.tasks import get_task, train_loss_of
+from zobench.tasks import get_task
 from zobench.tasks._superglue import read_jsonl
 
 FOLDERS = {"rte": "RTE", "cb": "CB", "boolq": "BoolQ", "wsc": "WSC.fixed", "wic": "WiC", "multirc": "MultiRC",
@@ -82,7 +82,7 @@ def test_record_template_on_a_release_line():
     assert ex.prompt == "Ann met Bob in Paris.- Bob likes Paris\n-"
     assert ex.options == ("Ann went to France.", "Bob went to France.", "Paris went to France.")
     assert (ex.label, ex.also_correct, ex.correct, ex.sep) == (0, (2,), (0, 2), " ")
-    assert train_loss_of(record.TASK) == "option-lm"
+    assert record.TASK.train_loss == "option-lm"
 
 
 # Effective sizes of MeZO's 1000 train / 500 dev (100 for CB and COPA) / 1000 test on the
@@ -144,6 +144,6 @@ def test_missing_split_without_hub_is_one_line_user_error(data_dir, monkeypatch)
 
 def test_every_classification_task_trains_as_classification_and_copa_record_on_the_option():
     """MeZO's mezo.sh: --train_as_classification except for COPA and ReCoRD (and the generation tasks)."""
-    losses = {name: train_loss_of(get_task(name)) for name in ("rte", "cb", "boolq", "wsc", "wic", "multirc",
-                                                               "copa", "record", "sst2")}
+    losses = {name: get_task(name).train_loss for name in ("rte", "cb", "boolq", "wsc", "wic", "multirc",
+                                                           "copa", "record", "sst2")}
     assert {n for n, loss in losses.items() if loss == "option-lm"} == {"copa", "record"}

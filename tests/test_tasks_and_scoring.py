@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zobench.scoring import accuracy, collate, encode, evaluate, option_scores
-from zobench.tasks import get_task, task_names, train_loss_of
+from zobench.scoring.causal_lm import accuracy, collate, encode, evaluate, option_scores
+from zobench.tasks import get_task, task_names
 
 
 def test_sst2_follows_mezo_sampling(data_dir):
@@ -101,7 +101,7 @@ def test_batched_and_single_scoring_agree_on_superglue_tasks(tiny, data_dir, nam
     assert batched.shape == (6, len(examples[0].options))
     torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
     assert torch.equal(batched.argmax(-1), single.argmax(-1))
-    loss = train_loss_of(task)
+    loss = task.train_loss
     small, large = (evaluate(model, encoded, 0, "cpu", n, loss) for n in (3, 1000))
     assert small[0] == large[0] == float((batched.argmax(-1) == torch.tensor([e.label for e in examples])).float().mean())
     assert small[1] == pytest.approx(large[1], rel=1e-5)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:  # the types only: importing torch costs seconds the front door does not need
     import torch
@@ -238,3 +239,64 @@ def loss_in_model_dtype() -> Iterator[None]:
 def losses_in_model_dtype() -> bool:
     """True inside ``loss_in_model_dtype``: the scoring code keeps the logits' dtype for the loss."""
     return _LOSS_IN_MODEL_DTYPE.get()
+class Task(Protocol):
+    """What a task declares; one module per task in zobench/tasks/ (see its docstring for the data side).
+
+    Task classes subclass ``Task`` explicitly, so the defaults below are every task's defaults,
+    declared in this one place: the harness reads the attributes directly, never with a fallback.
+    The values of ``train_loss``, ``metric`` and ``model_kind`` are those zobench.scoring serves
+    (its ``SCORINGS`` table); a new metric is a new scoring there plus the task that declares it.
+    """
+
+    name: str
+    version: str
+    synthetic: bool  # records and reports mark synthetic data as such
+    description: str
+    default_sizes: dict[str, int]  # examples per split (train, dev, test) unless a suite says otherwise
+    # How the task trains: ``classification`` (cross-entropy over the option scores, MeZO's
+    # --train_as_classification) or ``option-lm`` (teacher-forced LM loss on the gold option only).
+    train_loss: str = "classification"
+    # The task's score, recorded as ``accuracy`` (``data.metric`` names it): ``accuracy`` (the best
+    # option) or ``f1`` (greedy generation against ``Example.answers``, with ``exact_match`` beside it).
+    metric: str = "accuracy"
+    model_kind: str = "decoder"  # decoder: MeZO's prompts for causal LMs; encoder: LM-BFF's for encoders
+    label_words: tuple[str, ...] = ()  # encoder tasks: the word a masked LM predicts for each label
+    num_labels: int | None = None  # encoder tasks: the outputs of a classifier head
+    sequence_length: int | None = None  # tasks whose every sequence has this many tokens (suites check max_length)
+
+    def load(self, data_dir: Path | None, sizes: dict[str, int], data_seed: int) -> Any:
+        """The task's ``zobench.tasks.Splits`` (train, dev, test) of at most ``sizes`` examples."""
+        ...
+
+
+@runtime_checkable
+class Scoring(Protocol):
+    """How a cell turns a task's examples into batches, losses and metrics for one kind of model head.
+
+    ``zobench.scoring.scoring_for`` builds one for the cell's model head (causal-lm, masked-lm,
+    classifier) and task, bound to the tokenizer and device. The worker encodes every split once,
+    trains on collated ``train_examples`` with ``loss`` (inside the timed step), and evaluates
+    with ``evaluate``; it merges the metrics without knowing which they are.
+    """
+
+    def encode(self, examples: Sequence[Any], max_length: int) -> list[Any]:
+        """The examples as token ids, each sequence at most ``max_length`` tokens."""
+        ...
+
+    def train_examples(self, encoded: list[Any]) -> list[Any]:
+        """What a training batch holds of the encoded examples (option-lm: the gold option only)."""
+        ...
+
+    def collate(self, encoded: Sequence[Any]) -> Any:
+        """A padded batch on the CPU, with ``.to(device)`` and ``.n_tokens``."""
+        ...
+
+    def loss(self, model: Any, batch: Any) -> torch.Tensor:
+        """The task's training loss on a batch: the closure every method's step calls."""
+        ...
+
+    def evaluate(self, model: Any, encoded: Sequence[Any], batch_size: int) -> dict[str, float]:
+        """Metrics over the examples, in batches of ``batch_size``: the task's metric under its name
+        (``accuracy``, ``f1``), the training loss under ``loss``, and any further ones
+        (``exact_match``). NaN for every metric of an empty split."""
+        ...

@@ -11,7 +11,7 @@ Names:
   ``*.gguf``           any GGUF file (dequantised by transformers; cached as safetensors)
   a local directory or a Hugging Face hub id.
 Encoder configs (BERT, RoBERTa, ...) load as masked LMs; ``info["head"]`` says which head
-the model has (causal-lm, masked-lm or classifier), which picks the scoring (zobench.scorers).
+the model has (causal-lm, masked-lm or classifier), which picks the scoring (zobench.scoring).
 Usage: ``model, tokenizer, info = load_model("random:tiny-llama", "fp32", "cpu")``.
 """
 

@@ -296,7 +296,7 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
                             f"'{label}' ({steps}); valid: 0 to {steps - 1}")
         for task_name in tasks:
             task = get_task(task_name)
-            length = getattr(task, "sequence_length", None)
+            length = task.sequence_length
             if length is not None and length > s["max_length"]:
                 # Truncating would run a shorter sequence than the task's name states.
                 raise UserError(f"{where}: task '{task_name}' needs max_length >= {length}, got {s['max_length']}")

@@ -22,12 +22,11 @@ from zobench.api import SCHEMA_VERSION, Cell, TrainingPlan, flush
 from zobench.checkpoint import BestOnDev
 from zobench.env import provenance
 from zobench.forward_count import ForwardCounter, TrainBatches
-from zobench.generation import evaluate_generation
 from zobench.models import load_model
 from zobench.multigpu import cell_gpus
 from zobench.registry import args_dict, make_args, method_module
-from zobench.scorers import scoring_for
-from zobench.tasks import get_task, metric_of, train_loss_of
+from zobench.scoring import scoring_for
+from zobench.tasks import get_task
 from zobench.trackers.divergence import DivergenceTracker
 from zobench.trackers.memory import PhaseMemory
 from zobench.trackers.monitor import Monitor
@@ -108,17 +107,14 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     task = get_task(cell.task)
     # Classifier-head models size their head by the task's labels (LM-BFF tasks set num_labels).
     model, tokenizer, record["model_info"] = load_model(cell.model, cell.dtype, device, seed=cell.seed,
-                                                        num_labels=getattr(task, "num_labels", None),
+                                                        num_labels=task.num_labels,
                                                         gpus=max(cell_gpus(device, cell.gpus), 1))
     scoring = scoring_for(record["model_info"]["head"], task, tokenizer, device)
     splits = task.load(data_path, cell.split_sizes, cell.data_seed)
-    train_loss = train_loss_of(task)
-    metric = metric_of(task)
     record["data"] = {"task_version": task.version, "synthetic": task.synthetic, "source": splits.source,
-                      "data_seed": cell.data_seed, "split_sizes": splits.sizes, "train_loss": train_loss,
-                      "metric": metric}
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    train, dev, test = (scoring.encode(tokenizer, s, cell.max_length) for s in (splits.train, splits.dev, splits.test))
+                      "data_seed": cell.data_seed, "split_sizes": splits.sizes, "train_loss": task.train_loss,
+                      "metric": task.metric}
+    train, dev, test = (scoring.encode(s, cell.max_length) for s in (splits.train, splits.dev, splits.test))
     train = scoring.train_examples(train)  # option-lm trains on the gold option's sequence only
     if not train:
         raise ValueError("train split is empty")
@@ -135,7 +131,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     batch_size = record["data"]["batches"]["effective_batch_size"]
     counter = ForwardCounter()  # every forward the method's closures run, extra batches included
     extra = TrainBatches(len(train), batch_size, cell.seed,
-                         lambda idx: scoring.collate([train[i] for i in idx], pad_id).to(device),
+                         lambda idx: scoring.collate([train[i] for i in idx]).to(device),
                          lambda b: scoring.loss(model, b), counter)
     plan = TrainingPlan(train_size=len(train), batch_size=batch_size, total_steps=cell.steps, extra_batches=extra)
     # Only methods with schedules over the run (AdaZeta's Q, first-order LR decay) or extra batches take the plan.
@@ -150,23 +146,19 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     metrics["load_s"] = time.perf_counter() - t_start
 
     encoded = {"dev": dev, "test": test}
-    exact_match: dict[str, float] = {}  # generation tasks: the last exact match per split
 
-    def evaluate_on(split: str) -> tuple[float, float]:
-        """(the task's metric, its training loss): accuracy, or F1 of greedy answers for generation tasks."""
-        score, loss = scoring.evaluate(model, encoded[split], pad_id, device, cell.eval_batch_size)
-        if metric == "f1":
-            score, exact_match[split] = evaluate_generation(model, tokenizer, getattr(splits, split), cell.max_length,
-                                                            device, cell.eval_batch_size)
-        return score, loss
+    def evaluate_on(split: str) -> dict[str, float]:
+        """The scoring's metrics, the task's own (accuracy, or F1 for generation tasks; ``data.metric``
+        says which) under the record's name ``accuracy``, the training loss under ``loss``."""
+        result = scoring.evaluate(model, encoded[split], cell.eval_batch_size)
+        return {"accuracy": result.pop(task.metric), **result}
 
     emit("phase", {"phase": "eval at step 0"})
     memory.enter("eval")
     t_eval = time.perf_counter()
-    metrics["step0_dev_accuracy"], step0_dev_loss = evaluate_on("dev")
-    metrics["step0_accuracy"], _ = evaluate_on("test")
-    if "test" in exact_match:
-        metrics["step0_exact_match"] = exact_match["test"]
+    step0_dev = evaluate_on("dev")
+    metrics["step0_dev_accuracy"], step0_dev_loss = step0_dev["accuracy"], step0_dev["loss"]
+    metrics.update(as_test_metrics(evaluate_on("test"), "step0_"))
     eval_s = time.perf_counter() - t_eval
 
     divergence = DivergenceTracker(cell.spike_factor, cell.rebound_delta)
@@ -185,7 +177,7 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     memory.enter("train")
     timer.start()
     for step in range(cell.steps):
-        batch = scoring.collate([train[i] for i in next(sampler)], pad_id).to(device)
+        batch = scoring.collate([train[i] for i in next(sampler)]).to(device)
         timer.before_step(step)  # innermost: only the method's step is timed
         tokens_before = counter.tokens
         loss = method.step(lambda: counter.run(lambda: scoring.loss(model, batch), batch.n_tokens))
@@ -200,7 +192,8 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
             flush(method)  # a pipelined method's θ is at θ_t + εz_{t+1} between steps
             memory.enter("eval")
             t_eval = time.perf_counter()
-            dev_accuracy, dev_loss = evaluate_on("dev")
+            dev = evaluate_on("dev")
+            dev_accuracy, dev_loss = dev["accuracy"], dev["loss"]
             eval_s += time.perf_counter() - t_eval
             dev_curve.append([step + 1, dev_accuracy, dev_loss])
             best.offer(step + 1, dev_accuracy, dev_loss)
@@ -231,22 +224,21 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     emit("phase", {"phase": "final eval"})
     memory.enter("eval")
     t_eval = time.perf_counter()
-    metrics["dev_accuracy"], final_dev_loss = evaluate_on("dev")
-    metrics["accuracy"], _ = evaluate_on("test")
-    if "test" in exact_match:
-        metrics["exact_match"] = exact_match["test"]
+    final_dev = evaluate_on("dev")
+    metrics["dev_accuracy"], final_dev_loss = final_dev["accuracy"], final_dev["loss"]
+    final_test = evaluate_on("test")
+    metrics.update(as_test_metrics(final_test, ""))
     dev_curve.append([len(losses), metrics["dev_accuracy"], final_dev_loss])
     if losses and math.isfinite(losses[-1]):  # after a non-finite loss the final weights are no candidate
         best.offer(len(losses), metrics["dev_accuracy"], final_dev_loss, final=True)
     if best.step is not None:  # the criterion is the cell's select_on
         metrics.update(best_step=best.step, best_dev_accuracy=best.dev_accuracy, best_dev_loss=best.dev_loss)
         if best.step == len(losses):
-            metrics["best_accuracy"] = metrics["accuracy"]
+            best_test = final_test
         else:  # test once more, on the selected checkpoint; the final model's test score stays too
             best.restore()
-            metrics["best_accuracy"], _ = evaluate_on("test")
-        if "test" in exact_match:
-            metrics["best_exact_match"] = exact_match["test"]
+            best_test = evaluate_on("test")
+        metrics.update(as_test_metrics(best_test, "best_"))
     if "time_to_target_s" not in metrics and target_reached(cell, metrics["dev_accuracy"], losses):
         metrics.update(time_to_target_s=timer.elapsed(), steps_to_target=len(losses),
                        forwards_to_target=metrics["forwards_total"])
@@ -256,6 +248,12 @@ def run_cell(cell: Cell, data_dir: str | None, emit: Emit, record: dict[str, Any
     metrics["total_s"] = time.perf_counter() - t_start
     if record["status"] is None:
         record["status"] = "ok"
+
+
+def as_test_metrics(result: dict[str, float], prefix: str) -> dict[str, float]:
+    """A test evaluation as record metrics (``step0_accuracy``, ``best_exact_match``): every metric
+    but the loss, which records keep for dev only."""
+    return {f"{prefix}{name}": value for name, value in result.items() if name != "loss"}
 
 
 def finish_memory(record: dict[str, Any]) -> None:

@@ -1,17 +1,16 @@
 """Tasks: where examples come from and how they are prompted. One module per task.
 
 A task module defines ``TASK`` (or ``TASKS``, a list, for a family of tasks such as one
-per sequence length) with ``name``, ``version``, ``synthetic``, ``description``,
-``default_sizes``, ``train_loss`` and ``load(data_dir, sizes, data_seed) -> Splits``; an
-encoder task (LM-BFF k-shot) sets ``model_kind = "encoder"`` and ``num_labels``; a
-task whose sequences have a fixed length also sets ``sequence_length`` (suites check it
-against ``max_length``). Prompting follows MeZO: each example is a prompt plus candidate
-options, scored by log-likelihood. A prompt is text, or ``RandomTokens`` for token-id
-inputs. ``train_loss`` is how MeZO trains the task: ``classification`` (its
-``--train_as_classification``: cross-entropy over the option scores) or ``option-lm``
-(teacher-forced LM loss on the gold option's tokens only, as MeZO runs COPA, ReCoRD,
-SQuAD and DROP). ``metric`` is ``accuracy`` (the best-scoring option) or ``f1`` (greedy
-generation scored against ``Example.answers``; zobench.generation), default accuracy.
+per sequence length): an instance of a class that subclasses ``zobench.api.Task``, which
+declares the attributes (``name``, ``version``, ``synthetic``, ``description``,
+``default_sizes``, ``load(data_dir, sizes, data_seed) -> Splits``) and the defaults of the
+optional ones: ``train_loss`` (MeZO trains as ``classification`` unless a task says
+``option-lm``, as COPA, ReCoRD, SQuAD and DROP do), ``metric`` (``accuracy``; ``f1`` for
+generation against ``Example.answers``), ``model_kind`` (``decoder``; the LM-BFF k-shot
+tasks are ``encoder`` tasks with ``label_words`` and ``num_labels``) and
+``sequence_length`` (suites check a fixed length against ``max_length``). Prompting follows
+MeZO: each example is a prompt plus candidate options, scored by log-likelihood
+(zobench.scoring). A prompt is text, or ``RandomTokens`` for token-id inputs.
 Usage: ``get_task("sst2").load(data_dir, {"train": 1000, "dev": 500, "test": 1000}, 0)``.
 """
 
@@ -22,13 +21,8 @@ import functools
 import importlib
 import pkgutil
 import re
-from typing import Any
 
-from zobench.api import UserError
-
-
-TRAIN_LOSSES = ("classification", "option-lm")
-METRICS = ("accuracy", "f1")
+from zobench.api import Task, UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +44,7 @@ class MaskedPrompt:
     """An LM-BFF prompt for encoders: a template over the example's sentences, with one mask.
 
     The template language is LM-BFF's (``*cls**sent_0*_It_was*mask*.*sep+*``; see
-    zobench.encoder_scoring); the options are the label words predicted at the mask.
+    zobench.scoring.encoder); the options are the label words predicted at the mask.
     ``max_length`` and the sentence limits are LM-BFF's per-task settings (run_fewshot.sh).
     A classifier-head model reads only the sentences (LM-BFF's "finetune" input).
     """
@@ -97,7 +91,7 @@ class Splits:
 
 
 @functools.cache
-def _registry() -> dict[str, Any]:
+def _registry() -> dict[str, Task]:
     """Every task by name. Task modules import nothing heavy at import time (data loads lazily)."""
     tasks = {}
     for info in pkgutil.iter_modules(__path__):
@@ -116,23 +110,7 @@ def task_names() -> list[str]:
     return sorted(_registry(), key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
 
 
-def train_loss_of(task: Any) -> str:
-    """The task's training loss; tasks that do not say train as classification, MeZO's default."""
-    loss = getattr(task, "train_loss", "classification")
-    if loss not in TRAIN_LOSSES:
-        raise ValueError(f"task {task.name}: unknown train_loss {loss!r}; valid: {', '.join(TRAIN_LOSSES)}")
-    return loss
-
-
-def metric_of(task: Any) -> str:
-    """accuracy for choice tasks; f1 (with exact match beside it) for generation tasks."""
-    metric = getattr(task, "metric", "accuracy")
-    if metric not in METRICS:
-        raise ValueError(f"task {task.name}: unknown metric {metric!r}; valid: {', '.join(METRICS)}")
-    return metric
-
-
-def get_task(name: str) -> Any:
+def get_task(name: str) -> Task:
     tasks = _registry()
     if name not in tasks:
         raise UserError(f"unknown task '{name}'; valid tasks: {', '.join(sorted(tasks))}")

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from zobench.api import UserError
+from zobench.api import Task, UserError
 from zobench.tasks import Example, Splits
 from zobench.tasks._data import hub_split, mezo_splits
 
@@ -89,7 +89,7 @@ def mezo_prompt(text: str) -> str:
     return text.lstrip().rstrip(" ")
 
 
-class SuperGlueTask:
+class SuperGlueTask(Task):
     """MeZO's protocol over one SuperGLUE task; subclasses give the source and the template."""
 
     synthetic = False

@@ -21,7 +21,7 @@ from typing import Callable
 
 import pandas as pd
 
-from zobench.api import UserError
+from zobench.api import Task, UserError
 from zobench.tasks import Example, MaskedPrompt, Splits
 from zobench.tasks._data import DATA_DIR_ENV
 
@@ -81,7 +81,7 @@ SPECS = {
 }
 
 
-class KShotTask:
+class KShotTask(Task):
     synthetic = False
     train_loss = "classification"
     model_kind = "encoder"
@@ -93,6 +93,7 @@ class KShotTask:
         self.k = k
         self.name = f"lmbff-{key}-k{k}"
         self.version = "1"
+        self.label_words = self.spec.words
         self.num_labels = len(self.spec.labels)
         self.description = (f"LM-BFF {self.spec.folder} k={k} (MeZO's k-shot-1k-test splits), template "
                             f"{self.spec.template} with words {'/'.join(self.spec.words)}; encoders only")

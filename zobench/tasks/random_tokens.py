@@ -2,7 +2,7 @@
 
 ``random-tokens-<N>``: every sequence the model sees is exactly N tokens (special prefix,
 random prompt ids and a one-token option), drawn from the tokenizer's own vocabulary,
-whatever the tokenizer; see ``RandomTokens`` and ``zobench.scoring.encode``. Labels are
+whatever the tokenizer; see ``RandomTokens`` and ``zobench.scoring.causal_lm.encode``. Labels are
 random too, so accuracy means nothing: memory and step time depend on shapes only, which
 is what lets ``random:`` models with real shapes stand in for downloads (issue #9).
 Two options per example, as SST-2, so a batch of B examples is 2B sequences.
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zobench.api import Task
 from zobench.tasks import Example, RandomTokens, Splits
 
 LENGTHS = (64, 128, 256, 512, 1024, 2048)
@@ -21,7 +22,7 @@ OPTIONS = ("option 0", "option 1")  # names only: each option is one random toke
 SPLIT_OFFSETS = {"train": 0, "dev": 1, "test": 2}  # disjoint draws per split
 
 
-class RandomTokenTask:
+class RandomTokenTask(Task):
     version = "1"
     synthetic = True
     default_sizes = {"train": 64, "dev": 16, "test": 16}

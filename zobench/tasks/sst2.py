@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zobench.api import Task
 from zobench.tasks import Example, Splits
 from zobench.tasks._data import hub_split, mezo_splits, read_tsv
 
@@ -14,7 +15,7 @@ def to_example(row: dict) -> Example:
     return Example(prompt=f"{row['sentence'].strip()} It was", options=OPTIONS, label=int(row["label"]))
 
 
-class SST2:
+class SST2(Task):
     name = "sst2"
     version = "1"
     synthetic = False

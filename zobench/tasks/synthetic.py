@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zobench.api import Task
 from zobench.tasks import Example, Splits
 from zobench.tasks._data import permuted
 
@@ -52,7 +53,7 @@ def balanced_sample(split: str, size: int, seed: int) -> list[Example]:
     return out
 
 
-class Synthetic:
+class Synthetic(Task):
     name = "synthetic"
     version = "1"
     synthetic = True

@@ -6,23 +6,27 @@ the answers are normalised (lower case, punctuation and the articles a/an/the re
 whitespace collapsed), token F1 and exact match are taken against every gold answer and
 the best counts. DROP is scored with the same F1, not DROP's own numeric metric, as in
 MeZO's Table 1. Training and the dev loss are the teacher-forced LM loss on the first gold
-answer (scoring.option_lm_loss), so only the test-time metric lives here.
+answer (causal_lm.option_lm_loss); ``GenerationScoring`` (a cell's ``Scoring``, metric ``f1``)
+adds the generated answers' F1 and exact match to it.
 
 The metric is written out here (a few lines) rather than taken from ``evaluate``, which
 fetches metric scripts from the hub at run time and cannot run offline.
-Usage: ``f1, em = evaluate_generation(model, tokenizer, examples, max_length, device, 16)``.
+Usage: ``f1, em = evaluate_generation(model, tokenizer, prompt_ids(tokenizer, examples, 256),
+[ex.answers for ex in examples], device, 16)``.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import re
 import string
 from typing import Sequence
 
 import torch
 
-from zobench.scoring import special_prefix
+from zobench.api import Task
+from zobench.scoring.causal_lm import EncodedExample, OptionScoring, pad_id_of, special_prefix
 from zobench.tasks import Example
 
 MAX_NEW_TOKENS = 50  # MeZO's default max_new_tokens
@@ -73,7 +77,7 @@ def prompt_ids(tokenizer, examples: Sequence[Example], max_length: int) -> list[
 def generate_answers(model, tokenizer, prompts: Sequence[Sequence[int]], device, batch_size: int) -> list[str]:
     """Greedy continuations of token-id prompts, batched (left-padded, similar lengths together),
     cut at the first newline and stripped, in the prompts' order."""
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = pad_id_of(tokenizer)
     stops = stop_token_ids(tokenizer)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
@@ -97,12 +101,48 @@ def generate_answers(model, tokenizer, prompts: Sequence[Sequence[int]], device,
     return answers
 
 
-def evaluate_generation(model, tokenizer, examples: Sequence[Example], max_length: int, device,
-                        batch_size: int) -> tuple[float, float]:
-    """(mean F1, mean exact match) of greedy answers against each example's gold answers."""
-    if not examples:
+def evaluate_generation(model, tokenizer, prompts: Sequence[Sequence[int]], answers: Sequence[Sequence[str]],
+                        device, batch_size: int) -> tuple[float, float]:
+    """(mean F1, mean exact match) of greedy answers to token-id prompts against each one's gold answers."""
+    if not prompts:
         return float("nan"), float("nan")
-    predictions = generate_answers(model, tokenizer, prompt_ids(tokenizer, examples, max_length), device, batch_size)
-    f1 = sum(best_f1(p, ex.answers) for p, ex in zip(predictions, examples)) / len(examples)
-    em = sum(best_exact_match(p, ex.answers) for p, ex in zip(predictions, examples)) / len(examples)
+    predictions = generate_answers(model, tokenizer, prompts, device, batch_size)
+    f1 = sum(best_f1(p, golds) for p, golds in zip(predictions, answers)) / len(prompts)
+    em = sum(best_exact_match(p, golds) for p, golds in zip(predictions, answers)) / len(prompts)
     return f1, em
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationExample:
+    answer: EncodedExample  # prompt + first gold answer: the teacher-forced LM loss (training, dev loss)
+    prompt: tuple[int, ...]  # special prefix + prompt, left-truncated so the new tokens fit max_length
+    answers: tuple[str, ...]  # every gold answer, for F1 and exact match
+
+
+class GenerationScoring:
+    """A generation task as a cell's ``Scoring``: trained and its loss taken as MeZO's option-lm
+    (``OptionScoring`` on the first answer), scored by F1 (metric ``f1``) and exact match."""
+
+    def __init__(self, task: Task, tokenizer, device):
+        self.options = OptionScoring(task, tokenizer, device)
+        self.tokenizer, self.device = tokenizer, device
+
+    def encode(self, examples: Sequence[Example], max_length: int) -> list[GenerationExample]:
+        answers = self.options.encode(examples, max_length)
+        prompts = prompt_ids(self.tokenizer, examples, max_length)
+        return [GenerationExample(a, tuple(p), ex.answers) for a, p, ex in zip(answers, prompts, examples)]
+
+    def train_examples(self, encoded: list[GenerationExample]) -> list[EncodedExample]:
+        return self.options.train_examples([e.answer for e in encoded])
+
+    def collate(self, encoded: Sequence[EncodedExample]):
+        return self.options.collate(encoded)
+
+    def loss(self, model, batch) -> torch.Tensor:
+        return self.options.loss(model, batch)
+
+    def evaluate(self, model, encoded: Sequence[GenerationExample], batch_size: int) -> dict[str, float]:
+        loss = self.options.evaluate(model, [e.answer for e in encoded], batch_size)["loss"]
+        f1, em = evaluate_generation(model, self.tokenizer, [e.prompt for e in encoded],
+                                     [e.answers for e in encoded], self.device, batch_size)
+        return {"f1": f1, "exact_match": em, "loss": loss}

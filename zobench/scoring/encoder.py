@@ -15,19 +15,21 @@ space before), ``sent-_i`` (its last character dropped), ``sentl_i``/``+sentl_i`
 letter lower-cased); anything else is literal text with ``_`` for a space, a single
 character taken as one token. Sentence limits cut a sentence's tokens; a sequence longer
 than ``max_length`` loses its tail (LM-BFF's default).
+``MaskedLMScoring`` and ``ClassifierScoring`` are the two as a cell's ``Scoring`` (zobench.api).
 Usage: ``encoded = encode_masked(tokenizer, examples, 512)``; ``batch = collate_encoder(encoded, pad_id)``.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from zobench.api import UserError
-from zobench.scoring import loss_precision
+from zobench.api import Task, UserError
+from zobench.scoring.causal_lm import loss_precision, pad_id_of
 from zobench.tasks import Example, MaskedPrompt
 
 
@@ -173,7 +175,7 @@ def mask_head(model) -> torch.nn.Module:
 
 
 def masked_scores(model, batch: EncoderBatch, words: torch.Tensor) -> torch.Tensor:
-    """Label-word logits at the mask, (examples, labels), in fp32 (see scoring.loss_precision)."""
+    """Label-word logits at the mask, (examples, labels), in fp32 (see causal_lm.loss_precision)."""
     hidden = model.base_model(**_inputs(model, batch)).last_hidden_state
     at_mask = hidden[torch.arange(len(hidden), device=hidden.device), batch.mask_pos]
     return loss_precision(mask_head(model)(at_mask)[:, words])
@@ -200,3 +202,59 @@ def evaluate_encoder(score, model, examples: Sequence[EncodedInput], pad_id: int
         loss_sum += float(F.cross_entropy(scores, batch.labels, reduction="sum"))
     model.train(was_training)
     return correct / len(examples), loss_sum / len(examples)
+
+
+class EncoderScoring(abc.ABC):
+    """LM-BFF's scoring as a cell's ``Scoring``: one score per label, cross-entropy over the scores to
+    train and as the evaluation loss, the best label as the prediction (metric ``accuracy``)."""
+
+    def __init__(self, task: Task, tokenizer, device):
+        if task.train_loss != "classification":
+            raise ValueError(f"task {task.name}: encoders train as classification over the labels, "
+                             f"not {task.train_loss!r}")
+        self.tokenizer, self.device, self.pad_id = tokenizer, device, pad_id_of(tokenizer)
+
+    @abc.abstractmethod
+    def encode(self, examples: Sequence[Example], max_length: int) -> list[EncodedInput]: ...
+
+    @abc.abstractmethod
+    def score(self, model, batch: EncoderBatch) -> torch.Tensor:
+        """(examples, labels) scores."""
+
+    def train_examples(self, encoded: list[EncodedInput]) -> list[EncodedInput]:
+        return list(encoded)
+
+    def collate(self, encoded: Sequence[EncodedInput]) -> EncoderBatch:
+        return collate_encoder(encoded, self.pad_id)
+
+    def loss(self, model, batch: EncoderBatch) -> torch.Tensor:
+        return F.cross_entropy(self.score(model, batch), batch.labels)
+
+    def evaluate(self, model, encoded: Sequence[EncodedInput], batch_size: int) -> dict[str, float]:
+        accuracy, loss = evaluate_encoder(self.score, model, encoded, self.pad_id, self.device, batch_size)
+        return {"accuracy": accuracy, "loss": loss}
+
+
+class MaskedLMScoring(EncoderScoring):
+    """LM-BFF prompt-based fine-tuning: the label words' logits at the template's mask."""
+
+    def __init__(self, task: Task, tokenizer, device):
+        super().__init__(task, tokenizer, device)
+        # On the device once: a copy per forward would land inside the timed step.
+        self.words = torch.tensor(label_word_ids(tokenizer, task.label_words), device=device)
+
+    def encode(self, examples: Sequence[Example], max_length: int) -> list[EncodedInput]:
+        return encode_masked(self.tokenizer, examples, max_length)
+
+    def score(self, model, batch: EncoderBatch) -> torch.Tensor:
+        return masked_scores(model, batch, self.words)
+
+
+class ClassifierScoring(EncoderScoring):
+    """LM-BFF's "finetune" baseline: a sequence-classification head over the sentences."""
+
+    def encode(self, examples: Sequence[Example], max_length: int) -> list[EncodedInput]:
+        return encode_pairs(self.tokenizer, examples, max_length)
+
+    def score(self, model, batch: EncoderBatch) -> torch.Tensor:
+        return classifier_scores(model, batch)

@@ -10,6 +10,7 @@ Sequences are left-padded so every option ends at the last position, which lets 
 model compute logits for the last few positions only (``logits_to_keep``) instead of
 the whole sequence: the same for every method, and the vocabulary projection over the
 full prompt is most of the activation memory for short options.
+``OptionScoring`` is this module as a cell's ``Scoring`` (zobench.api), metric ``accuracy``.
 Usage: ``batch = collate(encode(tokenizer, examples, 256), pad_id)``; ``option_scores(model, batch)``;
 ``train_batch_examples(encoded, "option-lm")`` for what a training batch holds.
 """
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from zobench.api import loss_in_model_dtype, losses_in_model_dtype  # noqa: F401 (kept importable from here)
+from zobench.api import Task
 from zobench.tasks import Example, RandomTokens
 
 
@@ -57,6 +59,11 @@ class Batch:
     @property
     def n_tokens(self) -> int:
         return int(self.attention_mask.sum())
+
+
+def pad_id_of(tokenizer) -> int:
+    """The tokenizer's padding id; 0 for tokenizers without one (Llama's): padding is masked out anyway."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
 
 def special_prefix(tokenizer) -> list[int]:
@@ -228,3 +235,31 @@ def evaluate(model: torch.nn.Module, examples: Sequence[EncodedExample], pad_id:
 
 def accuracy(model: torch.nn.Module, examples: Sequence[EncodedExample], pad_id: int, device, batch_sequences: int) -> float:
     return evaluate(model, examples, pad_id, device, batch_sequences)[0]
+
+
+class OptionScoring:
+    """MeZO's multiple-choice scoring as a cell's ``Scoring``: metric ``accuracy`` (the best option);
+    the task's ``train_loss`` trains and is the evaluation loss."""
+
+    def __init__(self, task: Task, tokenizer, device):
+        if task.train_loss not in TRAIN_LOSS_FUNCTIONS:
+            raise ValueError(f"task {task.name}: unknown train_loss {task.train_loss!r}; "
+                             f"valid: {', '.join(TRAIN_LOSS_FUNCTIONS)}")
+        self.train_loss = task.train_loss
+        self.tokenizer, self.device, self.pad_id = tokenizer, device, pad_id_of(tokenizer)
+
+    def encode(self, examples: Sequence[Example], max_length: int) -> list[EncodedExample]:
+        return encode(self.tokenizer, examples, max_length)
+
+    def train_examples(self, encoded: list[EncodedExample]) -> list[EncodedExample]:
+        return train_batch_examples(encoded, self.train_loss)
+
+    def collate(self, encoded: Sequence[EncodedExample]) -> Batch:
+        return collate(encoded, self.pad_id)
+
+    def loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        return TRAIN_LOSS_FUNCTIONS[self.train_loss](model, batch)
+
+    def evaluate(self, model: torch.nn.Module, encoded: Sequence[EncodedExample], batch_size: int) -> dict[str, float]:
+        accuracy, loss = evaluate(model, encoded, self.pad_id, self.device, batch_size, self.train_loss)
+        return {"accuracy": accuracy, "loss": loss}
