@@ -127,7 +127,7 @@ def test_without_a_gpu_nvml_is_reported_not_available_and_nothing_crashes():
         pytest.skip("this machine has a GPU; the real NVML path runs instead")
     identity = gpu_identity(torch.device("cuda"))
     assert identity["available"] is False and identity["reason"]
-    monitor = Monitor.start(os.getpid(), "GPU-00000000-0000-0000-0000-000000000000")
+    monitor = Monitor.launch(os.getpid(), "GPU-00000000-0000-0000-0000-000000000000")
     stats = monitor.stop()
     assert stats["nvml_available"] is False and "NVML not available" in stats["nvml_reason"]
     assert stats["rss_timeline"], "the RSS timeline still works without NVML"
