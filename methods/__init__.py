@@ -1,7 +1,8 @@
 """Fine-tuning methods, one file each; installed as ``zobench.methods``.
 
 The file name is the registry: ``zobench.methods.<name>`` must define ``VERSION``,
-a dataclass ``Args`` and ``build(model, args, seed) -> Method`` (see zobench/api.py).
+a dataclass ``Args`` and ``build(model, args, seed, plan=None) -> Method`` (Method API v2:
+MethodModule in zobench/api.py).
 Files starting with ``_`` hold shared helpers and are not methods.
 """
 

@@ -97,7 +97,7 @@ def _as(value, dtype: torch.dtype):
 class FirstOrder:
     """One forward, one backward, one optimizer step under the precision policy and LR schedule."""
 
-    forwards_per_step = 1  # plus one backward
+    forwards_last_step = 1  # plus one backward
 
     def __init__(self, model: torch.nn.Module, params: list[torch.Tensor], make_optimizer: MakeOptimizer,
                  args: FirstOrderArgs, plan: TrainingPlan | None, variant: str, dtype: torch.dtype | None = None):

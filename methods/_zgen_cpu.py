@@ -38,8 +38,8 @@ def _horner(name: str, var: str, coeffs: list[float]) -> str:
     return "\n  ".join(lines)
 
 
-def source() -> str:
-    z = _zgen_constants
+def _prelude() -> str:
+    """Includes, the inner batch size and the bit casts."""
     return r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -55,7 +55,13 @@ constexpr int64_t CH = 256;  // counters per inner batch: 1024 z values per term
 inline float as_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline uint32_t as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 
-// Two uint32 words -> two normals (Box-Muller), with only IEEE-exact operations (see _zgen.py).
+"""
+
+
+def _gauss_pair() -> str:
+    """Box-Muller from two Philox words, with only IEEE-exact operations (the constants from _zgen_constants)."""
+    z = _zgen_constants
+    return r"""// Two uint32 words -> two normals (Box-Muller), with only IEEE-exact operations (see _zgen.py).
 inline void gauss_pair(uint32_t xa, uint32_t xb, float* out) {
   float u = (float)((xa >> 8) + 1u) * """ + _c(z.TWO_M24) + r""";   // (0, 1], exact
   uint32_t bits = as_uint(u);
@@ -86,7 +92,12 @@ inline void gauss_pair(uint32_t xa, uint32_t xb, float* out) {
   out[1] = r * v;
 }
 
-// z for counters b0 .. b0+nb-1 (elements 4*b0 ...), in element order.
+"""
+
+
+def _philox_block() -> str:
+    """Philox4x32-10 over a block of counters: Gaussian or Rademacher z, in element order."""
+    return r"""// z for counters b0 .. b0+nb-1 (elements 4*b0 ...), in element order.
 template <int FAMILY>
 void gen_block(uint64_t seed, int64_t b0, int64_t nb, uint32_t c2, uint32_t c3, float* z) {
   const uint32_t key0 = (uint32_t)seed, key1 = (uint32_t)(seed >> 32);
@@ -119,7 +130,12 @@ void gen_block(uint64_t seed, int64_t b0, int64_t nb, uint32_t c2, uint32_t c3, 
   }
 }
 
-template <typename T> struct Acc { using type = float; };
+"""
+
+
+def _axpy_blocks() -> str:
+    """θ += Σ cᵢ·z(seedᵢ) over a block range, accumulating in float (double for double tensors)."""
+    return r"""template <typename T> struct Acc { using type = float; };
 template <> struct Acc<double> { using type = double; };
 
 template <typename T, int FAMILY>
@@ -149,7 +165,12 @@ void axpy_blocks(T* p, int64_t n, int64_t offset, uint32_t c2, uint32_t c3, int 
 }
 }  // namespace
 
-void axpy(torch::Tensor p, int64_t tensor_index, std::vector<int64_t> seeds, std::vector<double> coeffs,
+"""
+
+
+def _entry() -> str:
+    """The Python-visible ``axpy``: checks, then the blocks in parallel."""
+    return r"""void axpy(torch::Tensor p, int64_t tensor_index, std::vector<int64_t> seeds, std::vector<double> coeffs,
           int64_t offset, int64_t family, int64_t stream, int64_t chunk) {
   TORCH_CHECK(p.device().is_cpu() && p.is_contiguous(), "axpy: a contiguous CPU tensor");
   TORCH_CHECK(seeds.size() == coeffs.size() && seeds.size() >= 1 && seeds.size() <= 2, "axpy: 1 or 2 terms");
@@ -169,6 +190,11 @@ void axpy(torch::Tensor p, int64_t tensor_index, std::vector<int64_t> seeds, std
   });
 }
 """
+
+
+def source() -> str:
+    """The extension's C++ source: the pieces in order (the build's cache key hashes it)."""
+    return _prelude() + _gauss_pair() + _philox_block() + _axpy_blocks() + _entry()
 
 
 # -march=native: the build is for this machine's CPU (its vector units), so the cache key below

@@ -27,6 +27,7 @@ from typing import Callable, Literal, Protocol
 
 import torch
 
+from zobench.api import DriftProbed
 from zobench.methods._zo import DenseGaussian, draw_step_seed, gaussian_directions, restore_drift, two_point
 
 StateDtype = Literal["param", "fp32"]
@@ -179,7 +180,7 @@ class PerTensorOptimizer(Protocol):
     def update(self, index: int, p: torch.Tensor, grad: torch.Tensor) -> None: ...
 
 
-class ZOBenchStep:
+class ZOBenchStep(DriftProbed):
     """ZO-Bench's ``zo_step`` (zo-bench/trainer.py L1005–L1083): the two-point estimate c at θ+εz / θ−εz
     (logging L(θ+εz)), then for each tensor grad = ``gradient(c, z)`` and one optimizer update.
 

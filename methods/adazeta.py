@@ -20,7 +20,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure, Flushable, TrainingPlan, ranged
+from zobench.api import Closure, DriftProbed, Flushable, TrainingPlan, ranged
 from zobench.methods import mezo
 from zobench.methods._query_schedule import make_schedule
 from zobench.methods._tt_adapters import ADAZETA_PRESETS_64, inject_tt_adapters
@@ -53,7 +53,7 @@ class Args:
     loss_dtype: LossDtype = "fp32"
 
 
-class AdaZeta(Flushable):
+class AdaZeta(Flushable, DriftProbed):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan):
         self.sites = inject_tt_adapters(model, args.rank, args.placement, args.bottleneck, args.contraction,
                                         ADAZETA_PRESETS_64 if args.modes == "preset" else None, args.init)
@@ -67,7 +67,7 @@ class AdaZeta(Flushable):
                             seed)
         self.params = self.zo.params
         self.step_index = 0
-        self.forwards_per_step = 2 * self.schedule.queries(0)
+        self.forwards_last_step = 2 * self.schedule.queries(0)
         self.variant = (f"schedule-{self.schedule.describe()}+placement-{args.placement}+tt-r{args.rank}"
                         f"-{args.contraction}-{args.modes}" + ("+zero-init" if args.init == "zero" else "")
                         + ("+snapshot-restore" if args.restore == "snapshot" else "")
@@ -81,7 +81,7 @@ class AdaZeta(Flushable):
     @torch.no_grad()
     def step(self, closure: Closure) -> float:
         queries = self.schedule.queries(self.step_index)
-        self.forwards_per_step = 2 * queries
+        self.forwards_last_step = 2 * queries
         self.step_index += 1
         return self.zo.step(closure, queries=queries)
 

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from zobench.api import Closure, ranged
+from zobench.api import Closure, DriftProbed, TrainingPlan, ranged
 from zobench.methods._zo import draw_step_seed, perturb_, restore_drift
 
 VERSION = "1"
@@ -67,7 +67,7 @@ class Posterior:
         return int(vectors[:, -1].abs().argmax())
 
 
-class BSZO:
+class BSZO(DriftProbed):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int):
         if args.subspace_dim < 1 or args.num_samples < 1:
             raise ValueError("subspace_dim and num_samples must be >= 1")
@@ -78,7 +78,8 @@ class BSZO:
         self.sigma_prior = self.sigma_noise0 = math.sqrt(n / 1e6)  # "auto"
         self.rho = self.sigma_noise0 ** 2
         fresh = min(args.subspace_dim, args.num_samples) if args.adaptive else args.num_samples
-        self.forwards_per_step = 1 + fresh * (1 if args.one_sided else 2)
+        self.forwards_last_step = 1 + fresh * (1 if args.one_sided else 2)
+        self.details: dict = {}  # nothing beyond the variant
         self.variant = f"v3+{'one' if args.one_sided else 'two'}-sided+{'adaptive' if args.adaptive else 'cyclic'}" + \
             f"+k{args.subspace_dim}+m{args.num_samples}"
         self.posterior: Posterior | None = None
@@ -127,5 +128,5 @@ class BSZO:
         return restore_drift(self.params, cycle)
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> BSZO:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> BSZO:
     return BSZO(model, args, seed)

@@ -10,7 +10,7 @@ import dataclasses
 
 import torch
 
-from zobench.api import Closure, ranged
+from zobench.api import Closure, TrainingPlan, ranged
 
 VERSION = "1"
 
@@ -22,21 +22,22 @@ class Args:
 
 class Floor:
     variant = "forward-only"
+    details: dict = {}  # nothing beyond the variant (never mutated)
 
     def __init__(self, model: torch.nn.Module, args: Args):
         self.params: list[torch.Tensor] = []
         if args.forwards < 1:
             raise ValueError("floor needs forwards >= 1")
-        self.forwards_per_step = args.forwards
+        self.forwards_last_step = args.forwards
         model.eval()
 
     @torch.no_grad()
     def step(self, closure: Closure) -> float:
         loss = closure()
-        for _ in range(self.forwards_per_step - 1):
+        for _ in range(self.forwards_last_step - 1):
             closure()
         return loss.item()
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> Floor:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> Floor:
     return Floor(model, args)

@@ -24,7 +24,7 @@ import torch
 from torch.func import functional_call, jvp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from zobench.api import Closure
+from zobench.api import Closure, TrainingPlan
 from zobench.methods._zo import draw_step_seed, gaussian_directions
 from zobench.methods._zo_opt import named_trainable, state_bytes
 from zobench.methods.mezo import uses_decay
@@ -59,7 +59,7 @@ class ForwardGrad:
         self.args = args
         self.runner = _RunClosure(model)
         self.seed_source = torch.Generator().manual_seed(seed)
-        self.forwards_per_step = 1
+        self.forwards_last_step = 1
         self.variant = "code-torch.func.jvp+stored-v+sdpa-math"
         self.details = {"state_bytes": state_bytes(self.params, 1, "param"), "state": "v (one step) + tangents"}
         model.eval()
@@ -93,5 +93,5 @@ class ForwardGrad:
         return loss
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> ForwardGrad:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> ForwardGrad:
     return ForwardGrad(model, args, seed)

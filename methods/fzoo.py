@@ -24,7 +24,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure, ranged
+from zobench.api import Closure, DriftProbed, TrainingPlan, ranged
 from zobench.methods._directions import lockstep, rademacher_directions, rademacher_draw
 from zobench.methods._zo import draw_step_seed, restore_drift
 
@@ -58,7 +58,7 @@ def coefficients(losses: list[float], base: float, args: Args) -> torch.Tensor:
     return diffs / (n * sigma)
 
 
-class FZOO:
+class FZOO(DriftProbed):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int):
         if args.n_dirs < 2:
             raise ValueError("n_dirs must be >= 2: the step is normalised by the spread of N losses")
@@ -67,8 +67,9 @@ class FZOO:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.args = args
         self.seed_source = torch.Generator().manual_seed(seed)
-        self.forwards_per_step = args.n_dirs + 1
+        self.forwards_last_step = args.n_dirs + 1
         sigma = args.sigma if args.sigma != "auto" else ("unbiased" if args.convention == "paper" else "population")
+        self.details: dict = {}  # nothing beyond the variant
         self.variant = f"{args.convention}+{sigma}-std+{args.update}+rademacher+N{args.n_dirs}" + \
             (f"+sigma-floor{args.sigma_floor:g}" if args.sigma_floor else "")
         self.last_coefficients: torch.Tensor | None = None
@@ -116,5 +117,5 @@ class FZOO:
         return restore_drift(self.params, cycle)
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> FZOO:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> FZOO:
     return FZOO(model, args, seed)

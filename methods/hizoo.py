@@ -24,7 +24,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure
+from zobench.api import Closure, DriftProbed, TrainingPlan
 from zobench.methods._zo import draw_step_seed, gaussian_directions
 from zobench.methods._zo_opt import StateDtype, dense_drift_probe, named_trainable, state_bytes, state_dtype_for
 
@@ -42,13 +42,13 @@ class Args:
     log_forward: Literal["official", "none"] = "official"
 
 
-class HiZOO:
+class HiZOO(DriftProbed):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int):
         self.params = [p for _, p in named_trainable(model)]
         self.args = args
         self.hessian: list[torch.Tensor] | None = None  # created at the first step (train-phase memory)
         self.seed_source = torch.Generator().manual_seed(seed)
-        self.forwards_per_step = 4 if args.log_forward == "official" else 3
+        self.forwards_last_step = 4 if args.log_forward == "official" else 3
         self.variant = f"{args.estimator}+state-{args.state_dtype}+log-forward-{args.log_forward}"
         self.details = {"state_bytes": state_bytes(self.params, 1, args.state_dtype), "state": "diagonal H"}
         model.eval()
@@ -101,5 +101,5 @@ class HiZOO:
         return dense_drift_probe(self.params, self.args.eps)
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> HiZOO:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> HiZOO:
     return HiZOO(model, args, seed)

@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure, ranged
+from zobench.api import Closure, DriftProbed, TrainingPlan, ranged
 from zobench.methods import _zgen
 from zobench.methods._zo import LossDtype, draw_step_seed, in_loss_dtype, restore_drift, two_point
 from zobench.methods.mezo import uses_decay
@@ -109,7 +109,7 @@ class LowRankDirections:
         return dict(self.draws(seed, purpose))
 
 
-class LOZO:
+class LOZO(DriftProbed):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int):
         if args.rng == "official" and args.queries > 1:
             raise ValueError("rng 'official' reproduces the original's single-query stream; use rng 'fixed' for queries > 1")
@@ -122,7 +122,7 @@ class LOZO:
         self.seed_source = torch.Generator().manual_seed(seed)
         self.directions = LowRankDirections(self.params, args.rank, args.rng,
                                             torch.Generator().manual_seed(seed + 1), args.generator)
-        self.forwards_per_step = 2 * args.queries
+        self.forwards_last_step = 2 * args.queries
         self.variant = f"rng-{args.rng}+lr-{args.lr_convention}" + (f"+q{args.queries}" if args.queries > 1 else "") \
             + ("+loss-in-model-dtype" if args.loss_dtype == "model" else "") + f"+z-{args.generator}"
         self.details = {"generator": args.generator}
@@ -181,5 +181,5 @@ class LOZO:
             d.V, d.refresh_pending, d.v_seed_source = kept
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> LOZO:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> LOZO:
     return LOZO(model, args, seed)

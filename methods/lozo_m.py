@@ -15,7 +15,7 @@ import dataclasses
 
 import torch
 
-from zobench.api import ranged
+from zobench.api import TrainingPlan, ranged
 from zobench.methods import lozo
 from zobench.methods.lozo import LOZO, as_matrix
 
@@ -71,5 +71,5 @@ class LOZOM(LOZO):
                 as_matrix(p).addmm_(N, self.directions.V[j].T, alpha=-self.matrix_lr())
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> LOZOM:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> LOZOM:
     return LOZOM(model, args, seed)

@@ -33,7 +33,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure, Flushable, ranged
+from zobench.api import Closure, DriftProbed, Flushable, TrainingPlan, ranged
 from zobench.methods._counter_directions import CounterDirections
 from zobench.methods._flat import flatten_
 from zobench.methods._zo import (DenseGaussian, LossDtype, Snapshot, draw_step_seed, in_loss_dtype,
@@ -62,7 +62,7 @@ def uses_decay(name: str) -> bool:
     return not any(s in name for s in NO_DECAY_SUBSTRINGS)
 
 
-class MeZO(Flushable):
+class MeZO(Flushable, DriftProbed):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int):
         if args.queries < 1:
             raise ValueError("queries must be >= 1")
@@ -83,7 +83,7 @@ class MeZO(Flushable):
             else DenseGaussian(self.segments)
         self.snapshot = Snapshot(self.segments) if args.restore == "snapshot" else None
         self.fused = args.fused_update and self.snapshot is None
-        self.forwards_per_step = 2 * args.queries
+        self.forwards_last_step = 2 * args.queries
         self.variant = "reference" + ("+fused-restore-update" if self.fused else "") + \
             ("+pipeline" if args.pipeline else "") + ("+flat-buffer" if args.flat_buffer else "") + \
             (f"+q{args.queries}" if args.queries > 1 else "") + ("+snapshot-restore" if self.snapshot else "") + \
@@ -157,5 +157,5 @@ class MeZO(Flushable):
         return restore_drift(self.params, cycle)
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> MeZO:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> MeZO:
     return MeZO(model, args, seed)

@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import ranged
+from zobench.api import TrainingPlan, ranged
 from zobench.methods import mezo
 from zobench.methods._lora import inject_lora
 from zobench.methods._zo import LossDtype
@@ -42,7 +42,7 @@ class Args:
     flat_buffer: bool = True  # the adapters in one buffer: a z pass is ≤ 2 launches, not 2 per adapted module
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> mezo.MeZO:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> mezo.MeZO:
     inject_lora(model, args.rank, args.alpha, args.targets, args.adapter_dtype)
     zo_args = mezo.Args(lr=args.lr, eps=args.eps, weight_decay=args.weight_decay, queries=args.queries,
                         fused_update=args.fused_update, restore=args.restore, generator=args.generator,

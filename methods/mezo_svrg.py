@@ -33,7 +33,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure, TrainingPlan
+from zobench.api import Closure, DriftProbed, TrainingPlan
 from zobench.methods._zo import DenseGaussian, draw_step_seed, gaussian_directions, two_point
 from zobench.methods._zo_opt import (StateDtype, dense_drift_probe, estimate, named_trainable, restore_and_apply,
                                      state_bytes, state_dtype_for)
@@ -58,7 +58,7 @@ class Args:
     log_forward: Literal["official", "none"] = "official"
 
 
-class MeZOSVRG:
+class MeZOSVRG(DriftProbed):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan):
         if args.q < 1:
             raise ValueError("q must be >= 1")
@@ -74,7 +74,7 @@ class MeZOSVRG:
         self.anchor_grad: list[torch.Tensor] | None = None  # g̃, created at the first anchor step
         self.snapshot: list[torch.Tensor] | None = None  # θ̄, paper variant only
         self.seed_source = torch.Generator().manual_seed(seed)
-        self.forwards_per_step = (2 + (args.log_forward == "official")) * self.anchor_chunks  # the first step's
+        self.forwards_last_step = (2 + (args.log_forward == "official")) * self.anchor_chunks  # the first step's
         anchor = "step-batch" if self.extra is None else f"{args.anchor_batches}-batches" if args.anchor_batches else "full"
         self.variant = (f"{args.variant}+anchor-{anchor}+q{args.q}"
                         f"+anneal{args.anneal:g}+state-{args.state_dtype}+log-forward-{args.log_forward}")
@@ -100,11 +100,11 @@ class MeZOSVRG:
         if self.iteration % self.args.q == 0:
             batch_closure = self.extra.anchor(self.args.anchor_batches) if self.extra is not None else closure
             loss = self.anchor_step(batch_closure)
-            self.forwards_per_step = (2 + log) * self.anchor_chunks
+            self.forwards_last_step = (2 + log) * self.anchor_chunks
         else:
             batch_closure = closure
             loss = self.inner_step(closure) if self.args.variant == "official" else self.inner_step_paper(closure)
-            self.forwards_per_step = 4 + log
+            self.forwards_last_step = 4 + log
         if log:
             loss = batch_closure().item()
         self.logged.append(loss)

@@ -30,7 +30,7 @@ from typing import Iterator, Literal
 
 import torch
 
-from zobench.api import Closure, ranged
+from zobench.api import Closure, DriftProbed, TrainingPlan, ranged
 from zobench.methods._directions import generator, key_seed
 from zobench.methods._zo import restore_drift, draw_step_seed
 from zobench.methods.mezo import uses_decay
@@ -58,7 +58,7 @@ def magnitude_threshold(p: torch.Tensor, keep: float) -> float:
     return float(magnitudes.kthvalue(k).values)
 
 
-class SparseMeZO:
+class SparseMeZO(DriftProbed):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int):
         if not 0.0 <= args.sparsity < 1.0:
             raise ValueError("sparsity must be in [0, 1)")
@@ -70,7 +70,8 @@ class SparseMeZO:
         self._thresholds: list[float | None] | None = None  # from θ₀, at first use (meta-device builds)
         self.masks: list[torch.Tensor | None] = [None] * len(self.params)  # bool-mask only, this step's
         self.seed_source = torch.Generator().manual_seed(seed)
-        self.forwards_per_step = 2
+        self.forwards_last_step = 2
+        self.details: dict = {}  # nothing beyond the variant
         self.variant = f"paper-reimpl+{args.impl}+s{args.sparsity:g}+mask-{args.mask_rule}+1d-{args.mask_1d}" \
             "+thresholds-once"
         model.eval()
@@ -198,5 +199,5 @@ class SparseMeZO:
         return restore_drift(self.params, cycle)
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> SparseMeZO:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> SparseMeZO:
     return SparseMeZO(model, args, seed)

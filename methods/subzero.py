@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure, ranged
+from zobench.api import Closure, DriftProbed, TrainingPlan, ranged
 from zobench.methods._directions import as_matrix, generator, key_seed, orthonormal_columns
 from zobench.methods._zo import draw_step_seed, restore_drift, two_point
 
@@ -102,7 +102,7 @@ class SubspaceDirections:
                 as_matrix(p).addmm_(self.U[j] @ z, self.V[j].T, alpha=scale * self.scale_of(j))
 
 
-class SubZero:
+class SubZero(DriftProbed):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int):
         if args.rank < 1 or args.refresh < 1:
             raise ValueError("rank and refresh must be >= 1")
@@ -112,7 +112,8 @@ class SubZero:
         # Bases are drawn on first use (step or drift probe), so the method can be built on the
         # meta device for the pre-flight check.
         self.directions = SubspaceDirections(self.params, args.rank, args.basis, key_seed(seed, 1))
-        self.forwards_per_step = 2
+        self.forwards_last_step = 2
+        self.details: dict = {}  # nothing beyond the variant
         self.variant = f"{args.basis}-basis-keyed+r{args.rank}+T{args.refresh}+" + \
             ("one-side" if args.one_side else "two-side+fused-restore-update")
         self.t = 0
@@ -146,5 +147,5 @@ class SubZero:
         return restore_drift(self.params, cycle)
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> SubZero:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> SubZero:
     return SubZero(model, args, seed)

@@ -13,6 +13,7 @@ import dataclasses
 
 import torch
 
+from zobench.api import TrainingPlan
 from zobench.methods._zo_opt import Adam, StateDtype, ZOBenchStep, state_bytes
 
 VERSION = "1"
@@ -30,11 +31,11 @@ class ZOAdam(ZOBenchStep):
         optimizer = Adam(args.lr, state_dtype=args.state_dtype)
         super().__init__(model, seed, args.eps, optimizer, lambda c, z: c * z)
         self.args = args
-        self.forwards_per_step = 2
+        self.forwards_last_step = 2
         self.variant = f"code-torch-adam+state-{args.state_dtype}+fused-restore-update"
         self.details = {"state_bytes": state_bytes(self.params, optimizer.copies, args.state_dtype),
                         "state": "Adam m, v"}
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> ZOAdam:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> ZOAdam:
     return ZOAdam(model, args, seed)

@@ -20,7 +20,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure
+from zobench.api import Closure, TrainingPlan
 from zobench.methods._zo_opt import (SGD, HFAdamW, StateDtype, ZOBenchStep, draw_step_seed, estimate,
                                      hf_decay_mask, named_trainable, restore_and_apply, state_bytes)
 
@@ -43,7 +43,7 @@ class ZOCons(ZOBenchStep):
                      if args.base_optimizer == "adamw" else SGD(args.lr))
         super().__init__(model, seed, args.eps, optimizer, lambda c, z: c * z)
         self.args = args
-        self.forwards_per_step = 5
+        self.forwards_last_step = 5
         form = "code-hf-adamw" if args.base_optimizer == "adamw" else "paper-sgd"
         self.variant = f"{form}+state-{args.state_dtype}+fused-restore-update"
         self.details = {"state_bytes": state_bytes(self.params, optimizer.copies, args.state_dtype),
@@ -71,5 +71,5 @@ class ZOCons(ZOBenchStep):
         return loss1
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> ZOCons:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> ZOCons:
     return ZOCons(model, args, seed)

@@ -13,6 +13,7 @@ import dataclasses
 
 import torch
 
+from zobench.api import TrainingPlan
 from zobench.methods._zo_opt import Momentum, StateDtype, ZOBenchStep, state_bytes
 
 VERSION = "1"
@@ -31,11 +32,11 @@ class ZOMomentum(ZOBenchStep):
         optimizer = Momentum(args.lr, args.momentum, args.state_dtype)
         super().__init__(model, seed, args.eps, optimizer, lambda c, z: c * z)
         self.args = args
-        self.forwards_per_step = 2
+        self.forwards_last_step = 2
         self.variant = f"code-torch-sgd-momentum{args.momentum:g}+state-{args.state_dtype}+fused-restore-update"
         self.details = {"state_bytes": state_bytes(self.params, optimizer.copies, args.state_dtype),
                         "state": "momentum buffer"}
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> ZOMomentum:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> ZOMomentum:
     return ZOMomentum(model, args, seed)

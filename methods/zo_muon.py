@@ -24,7 +24,7 @@ from typing import Literal
 
 import torch
 
-from zobench.api import Closure, ranged
+from zobench.api import Closure, DriftProbed, TrainingPlan, ranged
 from zobench.methods._directions import (as_matrix, exact_orthogonalise, generator, key_seed, newton_schulz5,
                                           orthonormal_columns)
 from zobench.methods._zo import draw_step_seed, restore_drift
@@ -95,7 +95,7 @@ class SubspaceQueries:
             yield j, P, torch.randn(self.ranks[j], n, generator=gen, device=p.device, dtype=p.dtype)
 
 
-class ZOMuon:
+class ZOMuon(DriftProbed):
     def __init__(self, model: torch.nn.Module, args: Args, seed: int):
         if args.queries < 1 or args.rank < 1 or args.refresh < 1:
             raise ValueError("queries, rank and refresh must be >= 1")
@@ -106,7 +106,8 @@ class ZOMuon:
         self.seed_source = torch.Generator().manual_seed(seed)
         self.queries = SubspaceQueries(self.params, args.rank, key_seed(seed, 1))
         self.n_queries = args.queries if args.mode == "multi_one_sided" else 1
-        self.forwards_per_step = args.queries + 1 if args.mode == "multi_one_sided" else 2
+        self.forwards_last_step = args.queries + 1 if args.mode == "multi_one_sided" else 2
+        self.details: dict = {}  # nothing beyond the variant
         self.variant = f"{args.mode}+{args.optimizer}+rng-{args.rng}+lr1d-{args.lr_1d}+ns-{args.ns_dtype}" + \
             f"+r{args.rank}+nu{args.refresh}+Nq{self.n_queries}+u-regenerated"
         self.t = 0
@@ -203,5 +204,5 @@ class ZOMuon:
             self.queries.P = kept
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> ZOMuon:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> ZOMuon:
     return ZOMuon(model, args, seed)

@@ -18,6 +18,7 @@ from typing import Literal
 
 import torch
 
+from zobench.api import TrainingPlan
 from zobench.methods._zo_opt import SGD, HFAdamW, StateDtype, ZOBenchStep, hf_decay_mask, named_trainable, state_bytes
 
 VERSION = "1"
@@ -46,7 +47,7 @@ class ZOSign(ZOBenchStep):
                     else (lambda c, z: torch.sign(c * z)))
         super().__init__(model, seed, args.eps, optimizer, gradient)
         self.args = args
-        self.forwards_per_step = 2
+        self.forwards_last_step = 2
         form = "code-sign(c)·z" if args.sign == "scalar" else "paper-sign(c·z)"
         self.variant = f"{form}+{'hf-adamw' if args.base_optimizer == 'adamw' else 'sgd'}" \
                        f"+state-{args.state_dtype}+fused-restore-update"
@@ -54,5 +55,5 @@ class ZOSign(ZOBenchStep):
                         "state": "AdamW m, v" if optimizer.copies else "none"}
 
 
-def build(model: torch.nn.Module, args: Args, seed: int) -> ZOSign:
+def build(model: torch.nn.Module, args: Args, seed: int, plan: TrainingPlan | None = None) -> ZOSign:
     return ZOSign(model, args, seed)

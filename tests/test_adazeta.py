@@ -98,7 +98,7 @@ def test_adazeta_steps_follow_the_schedule_and_touch_only_adapters(tiny_batch):
         n = len(calls)
         method.step(closure)
         per_step.append(len(calls) - n)
-        assert method.forwards_per_step == per_step[-1]
+        assert method.forwards_last_step == per_step[-1]
     expected = [2 * method.schedule.queries(s) for s in range(12)]
     assert per_step == expected and expected[0] == 2 and expected[-1] > 2
     for n, p in model.named_parameters():

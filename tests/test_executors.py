@@ -138,7 +138,7 @@ def test_monitor_counts_other_processes_cpu_and_marks_contended():
     threshold the record is marked contended with the reason."""
     root = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        monitor = Monitor.start(root.pid, None)
+        monitor = Monitor.launch(root.pid, None)
         monitor.mark("train")
         busy = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<2: pass"])
         busy.wait()

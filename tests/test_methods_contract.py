@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from zobench.api import DriftProbed, Method, TrainingPlan
 from zobench.models import load_model
 from zobench.registry import make_args, method_module, method_names
 from zobench.scoring.causal_lm import classification_loss
@@ -56,9 +57,15 @@ def test_same_seed_same_losses(name, tiny_batch):
 
 @pytest.mark.parametrize("name", method_names())
 def test_method_declares_its_interface(name):
-    """Each method file exports VERSION, Args and build, and its step reports forwards per step."""
+    """Each method file exports VERSION, Args and build, which takes the run's plan (Method API v2); what it
+    builds is a Method (params, forwards_last_step >= 1, variant, details), and a DriftProbed one's probe
+    returns the restore-drift figures the record keeps, with a positive limit to judge them by."""
     module = method_module(name)
     assert isinstance(module.VERSION, str) and callable(module.build)
     model, _, _ = load_model("random:tiny-llama", "fp32", "cpu", seed=0)
-    method = module.build(model, module.Args(), 0)
-    assert method.forwards_per_step >= 1 and isinstance(method.variant, str)
+    method = module.build(model, module.Args(), 0, plan=TrainingPlan(train_size=16, batch_size=4, total_steps=3))
+    assert isinstance(method, Method)
+    assert method.forwards_last_step >= 1 and isinstance(method.variant, str) and isinstance(method.details, dict)
+    if isinstance(method, DriftProbed):
+        drift = method.drift_probe()
+        assert {"restore_drift_max", "restore_drift_rms"} <= set(drift) and method.drift_limit() > 0

@@ -233,7 +233,7 @@ def test_zo_muon_two_sided_mode_is_one_central_query():
     method = zo_muon.build(model, zo_muon.Args(lr=1e-2, rank=2, rng="fixed", mode="two_sided"), 0)
     calls = []
     logged = method.step(lambda: calls.append(1) or model())
-    assert len(calls) == 2 == method.forwards_per_step
+    assert len(calls) == 2 == method.forwards_last_step
     assert logged == pytest.approx(float(model.G.mul(before["W"]).sum() + model.g.mul(before["b"]).sum()), rel=1e-6)
     (base,) = step_seeds(0, 1)
     P = method.queries.P[0]
@@ -504,7 +504,7 @@ def test_bszo_posterior_and_step_match_the_hand_computed_kalman_updates():
     method = bszo.build(model, bszo.Args(lr=lr, eps=eps), 0)
     calls = []
     method.step(lambda: calls.append(1) or model())
-    assert len(calls) == 3 == method.forwards_per_step
+    assert len(calls) == 3 == method.forwards_last_step
     seeds = step_seeds(0, 2)
     zs = [list(gaussian_directions([model.W, model.b], s)) for s in seeds]
     ys = [float((model.G * z[0]).sum() + (model.g * z[1]).sum()) for z in zs]
@@ -541,4 +541,4 @@ def test_bszo_noise_estimate_persists_across_steps_and_two_sided_costs_two_forwa
     calls = []
     two = bszo.build(Linear(), bszo.Args(one_sided=False), 0)
     two.step(lambda: calls.append(1) or torch.tensor(1.0))
-    assert len(calls) == 5 == two.forwards_per_step
+    assert len(calls) == 5 == two.forwards_last_step

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from zobench.api import Tracker
 from zobench.suite import Overrides, expand, load_suite
 from zobench.trackers.divergence import DivergenceTracker
 from zobench.trackers.step_time import StepTimeTracker
@@ -127,10 +128,12 @@ def test_without_a_gpu_nvml_is_reported_not_available_and_nothing_crashes():
         pytest.skip("this machine has a GPU; the real NVML path runs instead")
     identity = gpu_identity(torch.device("cuda"))
     assert identity["available"] is False and identity["reason"]
-    monitor = Monitor.start(os.getpid(), "GPU-00000000-0000-0000-0000-000000000000")
-    stats = monitor.stop()
+    monitor = Monitor.launch(os.getpid(), "GPU-00000000-0000-0000-0000-000000000000")
+    assert isinstance(monitor, Tracker)
+    measured = monitor.finish(failed=False)  # the Tracker protocol's end: its raw figures are its section
+    stats = measured.details["monitor"]
     assert stats["nvml_available"] is False and "NVML not available" in stats["nvml_reason"]
-    assert stats["rss_timeline"], "the RSS timeline still works without NVML"
+    assert measured.series["rss"], "the RSS timeline still works without NVML"
 
 
 def test_warmup_steps_are_timed_but_left_out_of_the_statistics():

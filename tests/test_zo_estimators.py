@@ -44,7 +44,7 @@ def test_multi_query_equals_the_average_of_single_query_estimates():
         g = float((model.A @ theta0 - model.b) @ z)  # exact for a quadratic
         expected -= lr * g / q * z
     torch.testing.assert_close(model.theta.detach(), expected, rtol=0, atol=1e-12)
-    assert method.forwards_per_step == 2 * q
+    assert method.forwards_last_step == 2 * q
 
 
 @pytest.mark.parametrize("generator", ["torch", "counter-philox"])

@@ -128,7 +128,7 @@ def test_cons_with_sgd_keeps_the_best_of_three_candidates_in_five_forwards(lr):
     method = zo_cons.build(model, zo_cons.Args(lr=lr, eps=eps, base_optimizer="sgd"), seed)
     calls = []
     logged = method.step(lambda: calls.append(1) or model.loss())
-    assert len(calls) == 5 == method.forwards_per_step
+    assert len(calls) == 5 == method.forwards_last_step
     zw, zb = directions(model, step_seeds(seed, 1)[0])
     c = spsa(model, w0, b0, zw, zb, eps)
     candidates = [(w0, b0), (w0 - lr * c * zw, b0 - lr * c * zb), (w0 + lr * c * zw, b0 + lr * c * zb)]
@@ -217,7 +217,7 @@ def test_forward_grad_jvp_is_exact_on_a_quadratic_and_not_in_inference_mode():
     logged = method.step(closure)
     close(model.weight, theta0 - lr * expected * v)
     assert logged == pytest.approx(0.5 * (theta0 @ model.H @ theta0).item(), rel=1e-14)
-    assert modes == [False, False] and method.forwards_per_step == 1
+    assert modes == [False, False] and method.forwards_last_step == 1
 
 
 # ---- HiZOO ----------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ def test_hizoo_one_step_by_hand(estimator):
     close(torch.cat([model.weight, model.bias]), theta, tol=1e-10)
     close(torch.cat(method.hessian), h_new, tol=1e-10)
     assert not torch.allclose(h_new, torch.ones(4, dtype=torch.float64))  # the step moved H, so the check is not trivial
-    assert len(calls) == 4 == method.forwards_per_step
+    assert len(calls) == 4 == method.forwards_last_step
 
 
 def test_hizoo_code2024_and_code2025_differ_after_one_step():
@@ -273,7 +273,7 @@ def test_hizoo_without_the_logging_forward_spends_three():
     method = hizoo.build(model, hizoo.Args(log_forward="none"), 0)
     calls = []
     method.step(lambda: calls.append(1) or model.loss())
-    assert len(calls) == 3 == method.forwards_per_step
+    assert len(calls) == 3 == method.forwards_last_step
 
 
 class Fp16Quadratic(torch.nn.Module):
@@ -394,7 +394,7 @@ def test_mezo_svrg_counts_forwards_over_four_iterations():
         before = extra.forwards
         method.step(lambda: calls.append(1) or model.loss([0, 1]))
         per_step.append(len(calls) + extra.forwards - before)
-        assert method.forwards_per_step == per_step[-1]
+        assert method.forwards_last_step == per_step[-1]
     assert per_step == [12, 5, 12, 5]
 
 
@@ -494,8 +494,6 @@ methods:
 def test_smollm2_frontier_spends_an_equal_forward_budget(tiny_batch):
     """Every method of smollm2-zo-frontier runs its steps within 5 forwards under the 64-forward
     budget, counted as the closures run (on the tiny model; the count depends on the method only)."""
-    import inspect
-
     from zobench.models import load_model
     from zobench.registry import make_args, method_module
     from zobench.scoring.causal_lm import classification_loss
@@ -521,8 +519,7 @@ def test_smollm2_frontier_spends_an_equal_forward_budget(tiny_batch):
         extra = CountingBatches(model)
         plan = TrainingPlan(train_size=1000, batch_size=cell.batch_size, total_steps=cell.steps, extra_batches=extra)
         module, args = method_module(cell.method), make_args(cell.method, cell.args)
-        takes_plan = "plan" in inspect.signature(module.build).parameters  # as the worker decides
-        method = module.build(model, args, 0, plan=plan) if takes_plan else module.build(model, args, 0)
+        method = module.build(model, args, 0, plan=plan)  # as the worker builds every method
         calls = []
         for _ in range(cell.steps):
             method.step(lambda: calls.append(1) or classification_loss(model, tiny_batch))

@@ -1,4 +1,4 @@
-"""The few types every part of zobench agrees on: Cell, Method, Tracker, Executor, UserError.
+"""The few types every part of zobench agrees on: Cell, Method (API v2), Tracker, Executor, UserError.
 
 A method author needs to read only this file and one existing method in methods/: a method
 imports from zobench only this module (``ranged`` and ``loss_in_model_dtype`` included).
@@ -92,8 +92,9 @@ class ExtraBatches(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class TrainingPlan:
-    """What the harness will feed a method: methods with schedules over the run (AdaZeta's
-    query schedule, the first-order LR decay) or extra batches (MeZO-SVRG) receive it as ``build(model, args, seed, plan=plan)``."""
+    """What the harness will feed a method: every method receives it as ``build(model, args, seed, plan=plan)``;
+    those with schedules over the run (AdaZeta's query schedule, the first-order LR decay) or extra
+    batches (MeZO-SVRG) use it, the others ignore it (see MethodModule)."""
 
     train_size: int  # effective number of training examples
     batch_size: int  # effective: the whole set when the suite's batch size exceeds it
@@ -117,9 +118,11 @@ class Method(Protocol):
 
     params: list[torch.Tensor]  # the tensors this method updates (nothing else may change)
     # Forward passes the last step cost (before the first: the first's); a backward counts separately.
-    # The harness counts the forwards its closures actually run; records report the mean per step.
-    forwards_per_step: int
+    # The harness counts the forwards its closures actually run; records report the mean per step
+    # (``forwards_per_step``), so a method whose cost varies (AdaZeta's Q) updates this as it goes.
+    forwards_last_step: int
     variant: str  # which variant of the method ran, recorded with every result
+    details: dict[str, Any]  # JSON-able facts about the build (generator, state bytes...): method_info.details
 
     def step(self, closure: Closure) -> float: ...
 
@@ -145,21 +148,116 @@ def flush(method: Method) -> None:
         method.flush()
 
 
-class Tracker(Protocol):
-    """Observes a cell's training phase; never steers it.
+class DriftProbed:
+    """Optional base for methods that perturb θ in place and restore it (the ZO methods).
 
-    The worker calls ``start`` before the first step, ``before_step``/``after_step``
-    around every step, and ``stop`` once at the end; ``stop`` returns flat metrics.
-    The measurement issue adds trackers (NVML, energy) behind this same seam.
+    In fp16/bf16 one +εz, −2εz, +εz cycle does not bring θ back exactly; when it moves θ by
+    more than one update does, the weights random-walk faster than they learn (MeZO#42). Before
+    training the harness calls ``drift_probe()`` once (the cycle on the real parameters) and
+    records what it returns, ``restore_drift_max`` and ``restore_drift_rms``, as metrics; an
+    RMS above ``drift_limit()`` is a ``restore_drift`` divergence event. A method declares the
+    probe by inheriting from ``DriftProbed`` (declared, not discovered) and implementing it.
     """
 
-    def start(self) -> None: ...
+    args: Any  # the method's Args: the default drift limit is its ``lr``
+
+    def drift_probe(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def drift_limit(self) -> float:
+        """The typical size of one update for |g·z| ≈ 1: the learning rate (a heuristic, stated as such)."""
+        return self.args.lr
+
+
+class MethodModule(Protocol):
+    """A file in methods/: what the registry (zobench/registry.py) and the worker use of it.
+
+    The worker calls ``build(model, args, seed, plan=plan)`` for every method (Method API v2);
+    the optional extras a method may use are all declared here or in its class:
+    - ``plan`` (TrainingPlan): the run's sizes, for schedules over the run (AdaZeta's query
+      schedule, the first-order LR decay); None outside a run (tests, ``zobench inspect``).
+      A method that needs none ignores it;
+    - extra batches (``plan.extra_batches``, an ExtraBatches): training data beyond the step's
+      batch, counted in the cell's forwards (MeZO-SVRG's anchor); None outside a run;
+    - ``drift_probe`` / ``drift_limit``: inherit from DriftProbed;
+    - ``flush``: inherit from Flushable;
+    - ``forwards_last_step``, ``details``: attributes of every Method (see Method).
+    """
+
+    VERSION: str
+    Args: type  # a dataclass; suites' dictionaries become one through zobench.registry.make_args
+
+    def build(self, model: Any, args: Any, seed: int, plan: TrainingPlan | None = None) -> Method: ...
+
+
+Event = dict[str, Any]  # one divergence-like event: {"step", "kind", ...}; the loop's stop rules read them
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerContext:
+    """What a tracker is built from, at the start of the cell (before the model loads)."""
+
+    cell: Cell
+    device: str  # resolved: "cpu", "cuda", "cuda:1"
+    n_devices: int  # GPUs the cell spans (1 on CPU)
+    gpu_uuid: str | list[str] | None  # the GPU(s) NVML should watch; None on CPU
+    cuda_baseline: dict[str, Any]  # torch's figures right after the CUDA context existed ({} on CPU)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingStart:
+    """What trackers learn once the method is built, before the step-0 evaluation."""
+
+    params: list[torch.Tensor]  # the tensors the method trains
+    restore_drift_rms: float | None  # DriftProbed methods' probe; None for the others
+    drift_limit: float | None  # the RMS drift above which the probe is a divergence event
+
+
+@dataclasses.dataclass
+class Measured:
+    """What a tracker hands the record at the end of the cell."""
+
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)  # flat, into ``metrics``
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)  # record sections by name ("memory")
+    series: dict[str, list] = dataclasses.field(default_factory=dict)  # into ``series`` ("step_time_s")
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """Observes a cell; never steers it (the worker's loop applies the policy to the events it returns).
+
+    The cell's lifecycle, in the order the worker calls it (zobench/trackers/measurement.py fans
+    every call out to the trackers listed in zobench/trackers/registry.py):
+    - built by its factory from a ``TrackerContext`` when the cell starts, before the model loads;
+    - ``phase(name)`` at every change of phase: "load", "eval", "train" (phases recur);
+    - ``start(TrainingStart)`` once the method is built;
+    - ``before_step(step)`` / ``after_step(step, loss, tokens)`` around every training step, and
+      nothing else inside: ``before_step`` runs in registration order and ``after_step`` in
+      reverse, so the step timer (registered last) brackets only the method's step;
+    - ``on_eval(step, dev_loss, params)`` whenever θ is read outside a step: the step-0
+      evaluation (``params`` None: nothing has trained yet), every dev evaluation during
+      training, and once after training (``dev_loss`` None: the weights are checked before the
+      final evaluation reads them);
+    - ``finish(failed)`` once, at the end; after a failure (``failed``) a tracker returns only
+      what is still a result (the memory a crash or an OOM reached), else nothing.
+    ``after_step`` and ``on_eval`` return the events they saw (most trackers: none).
+    """
+
+    def phase(self, name: str) -> None: ...
+
+    def start(self, training: TrainingStart) -> None: ...
 
     def before_step(self, step: int) -> None: ...
 
-    def after_step(self, step: int, loss: float) -> None: ...
+    def after_step(self, step: int, loss: float, tokens: int) -> list[Event]: ...
 
-    def stop(self) -> dict[str, Any]: ...
+    def on_eval(self, step: int, dev_loss: float | None, params: list[torch.Tensor] | None) -> list[Event]: ...
+
+    def finish(self, failed: bool) -> Measured: ...
+
+
+TrackerFactory = Callable[[TrackerContext], Tracker]  # what zobench/trackers/registry.py lists
 
 
 @runtime_checkable

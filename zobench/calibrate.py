@@ -70,10 +70,10 @@ def calibrate(device: str = "auto", size_bytes: int | None = None, monitor: bool
         torch.zeros(1, device=device)
         baseline = {"torch_reserved_bytes": torch.cuda.memory_reserved(device)}
         gpu = gpu_identity(torch.device(device))
-        mon = Monitor.start(os.getpid(), gpu.get("uuid")) if monitor else None
+        mon = Monitor.launch(os.getpid(), gpu.get("uuid")) if monitor else None
     else:
         baseline = {}
-        mon = Monitor.start(os.getpid(), None) if monitor else None
+        mon = Monitor.launch(os.getpid(), None) if monitor else None
     memory = PhaseMemory(device, mon, baseline)
     memory.enter("idle")
     time.sleep(HOLD_S)
@@ -87,7 +87,7 @@ def calibrate(device: str = "auto", size_bytes: int | None = None, monitor: bool
     del buffer
     gc.collect()
     result = memory.finish()
-    metrics = result["metrics"]
+    metrics = result.metrics
     checks = {}
     for source in SOURCES[kind]:
         before, after = metrics.get(f"idle_{source}"), metrics.get(f"train_{source}")
@@ -102,7 +102,7 @@ def calibrate(device: str = "auto", size_bytes: int | None = None, monitor: bool
         "device": device, "size_bytes": size, "tolerance": TOLERANCE, "checks": checks,
         "peak_mem_source": metrics.get("peak_mem_source"), "peak_mem_bytes": metrics.get("peak_mem_bytes"),
         "ok": bool(available) and all(c["ok"] for c in available),
-        "gpu": gpu, "memory": result["details"], "metrics": metrics, "rss_timeline": result["rss_timeline"],
+        "gpu": gpu, "memory": result.details["memory"], "metrics": metrics, "rss_timeline": result.series["rss"],
         "torch": torch.__version__,
     }
 
@@ -125,7 +125,7 @@ def _freed_eval_then_train(payload: dict[str, Any], emit=None) -> dict[str, Any]
         pins.append(torch.ones(4096, dtype=torch.uint8))
     del chunks
     memory.enter("train")
-    metrics = memory.finish()["metrics"]
+    metrics = memory.finish().metrics
     return {key: metrics.get(key) for key in ("eval_cpu_start_rss_bytes", "eval_cpu_hwm_bytes", "train_cpu_hwm_bytes",
                                                 "train_cpu_start_rss_bytes", "train_cpu_reset_ok", "cpu_heap_trim")}
 

@@ -1,6 +1,6 @@
 """Forward passes counted as they happen, and the extra training batches methods may ask for.
 
-A method declares how many forwards its last step cost (``forwards_per_step``), but some spend
+A method declares how many forwards its last step cost (``forwards_last_step``), but some spend
 a number that varies (AdaZeta's Q, MeZO-SVRG's anchor steps, HiZOO's logging forward), so the
 worker counts the forwards its closures actually run: every call of the step closure is one
 forward of the step's batch, every chunk an ``ExtraBatches`` closure runs is one forward of a

@@ -53,7 +53,7 @@ def inspect_method(method: str, model_name: str, raw_args: dict[str, Any]) -> di
         "trainable_by_module": dict(sites),
         "tt_layers": [{"in": i, "out": o, "modes": list(k), "rank": r, "contraction": c, "bias": b, "count": n}
                       for (i, o, k, r, c, b), n in tt_shapes.items()],
-        "details": getattr(built, "details", {}),
+        "details": built.details,
     }
 
 

@@ -226,6 +226,37 @@ def _target(target: dict[str, Any], where: str) -> tuple[str | None, float | Non
     return target["metric"], float(target["value"])
 
 
+def _check_settings(s: dict[str, Any], where: str) -> None:
+    """The suite-wide settings that name a choice: dtype, device, data_seed, select_on, divergence_policy."""
+    if s["dtype"] not in DTYPES:
+        raise UserError(f"{where}: unknown dtype '{s['dtype']}'; valid: {', '.join(DTYPES)}")
+    if s["device"] not in DEVICES and not s["device"].startswith("cuda:"):
+        raise UserError(f"{where}: unknown device '{s['device']}'; valid: {', '.join(DEVICES)}, cuda:N")
+    if isinstance(s["data_seed"], str) and s["data_seed"] != "seed":
+        raise UserError(f"{where}: data_seed must be an integer or 'seed' (each cell's seed), got {s['data_seed']!r}")
+    if s["select_on"] not in SELECT_ON:
+        raise UserError(f"{where}: unknown select_on '{s['select_on']}'; valid: {', '.join(SELECT_ON)}")
+    if s["divergence_policy"] not in POLICIES:
+        raise UserError(f"{where}: unknown divergence_policy '{s['divergence_policy']}'; valid: {', '.join(POLICIES)}")
+
+
+def _harness_overrides(entry: dict[str, Any], label: str, s: dict[str, Any], where: str) -> dict[str, Any]:
+    """The harness settings a method entry overrides (popped from ``entry``), checked."""
+    harness = {}
+    for key, kind in METHOD_OVERRIDES.items():
+        if key in entry:
+            value = entry.pop(key)
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+                raise UserError(f"{where}: '{key}' of method '{label}' must be {kind.__name__}, got {shorten(value)}")
+            check_range(value, RANGES.get(key), f"{where}: '{key}' of method '{label}'")
+            harness[key] = value
+    if harness.get("dtype", s["dtype"]) not in DTYPES:
+        raise UserError(f"{where}: unknown dtype '{harness['dtype']}' for method '{label}'; valid: {', '.join(DTYPES)}")
+    if harness.get("gpus", s["gpus"]) < 1:
+        raise UserError(f"{where}: gpus of method '{label}' must be at least 1, got {harness.get('gpus', s['gpus'])}")
+    return harness
+
+
 def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
     """The cartesian product of the suite, validated; raises UserError on any bad name or value."""
     # Here, not at the top: these modules import torch, which parsing a suite (list, compare) need not load.
@@ -247,16 +278,7 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
         raise UserError(f"{where}: no seeds to run (the suite expands to zero cells)")
     for seed in seeds:
         check_range(seed, RANGES["seeds"], f"{where}: seed")
-    if s["dtype"] not in DTYPES:
-        raise UserError(f"{where}: unknown dtype '{s['dtype']}'; valid: {', '.join(DTYPES)}")
-    if s["device"] not in DEVICES and not s["device"].startswith("cuda:"):
-        raise UserError(f"{where}: unknown device '{s['device']}'; valid: {', '.join(DEVICES)}, cuda:N")
-    if isinstance(s["data_seed"], str) and s["data_seed"] != "seed":
-        raise UserError(f"{where}: data_seed must be an integer or 'seed' (each cell's seed), got {s['data_seed']!r}")
-    if s["select_on"] not in SELECT_ON:
-        raise UserError(f"{where}: unknown select_on '{s['select_on']}'; valid: {', '.join(SELECT_ON)}")
-    if s["divergence_policy"] not in POLICIES:
-        raise UserError(f"{where}: unknown divergence_policy '{s['divergence_policy']}'; valid: {', '.join(POLICIES)}")
+    _check_settings(s, where)
     target_metric, target_value = _target(s["target"], where)
     entries = _method_entries(suite)
     if overrides.methods:
@@ -274,18 +296,7 @@ def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
         method = str(entry.pop("method", label))
         if method not in method_names():
             raise UserError(f"{where}: unknown method '{method}' (label '{label}'); valid methods: {', '.join(method_names())}")
-        harness = {}
-        for key, kind in METHOD_OVERRIDES.items():
-            if key in entry:
-                value = entry.pop(key)
-                if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-                    raise UserError(f"{where}: '{key}' of method '{label}' must be {kind.__name__}, got {shorten(value)}")
-                check_range(value, RANGES.get(key), f"{where}: '{key}' of method '{label}'")
-                harness[key] = value
-        if harness.get("dtype", s["dtype"]) not in DTYPES:
-            raise UserError(f"{where}: unknown dtype '{harness['dtype']}' for method '{label}'; valid: {', '.join(DTYPES)}")
-        if harness.get("gpus", s["gpus"]) < 1:
-            raise UserError(f"{where}: gpus of method '{label}' must be at least 1, got {harness.get('gpus', s['gpus'])}")
+        harness = _harness_overrides(entry, label, s, where)
         args = make_args(method, entry, where)  # validates names and types now, not in the child
         steps = overrides.steps if overrides.steps is not None else harness.get("steps", s["steps"])
         warmup = s["warmup_steps"]

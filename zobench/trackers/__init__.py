@@ -1,5 +1,6 @@
-"""Trackers observe a cell's training phase (see the Tracker protocol in zobench/api.py).
+"""Trackers observe a cell (the Tracker protocol in zobench/api.py); none steers it.
 
-v1: step time, process memory (CPU high-water mark, torch CUDA peaks) and divergence.
-The measurement issue adds NVML, energy and per-phase figures behind the same seam.
+registry.py lists the trackers every cell runs, measurement.py is the one object the worker
+calls, which fans every call out to them. Adding a tracker is its own file here plus one line
+in registry.py. This package imports nothing itself, so importing one tracker stays cheap.
 """

@@ -13,6 +13,8 @@
   AdaZeta paper's MeZO-LoRA SST-2 curve rose 0.34 within ~600 steps). Reported once per
   rise: it re-arms when the dev loss sets a new minimum.
 It only records events; the worker applies the suite's policy (stop the cell or count).
+A Tracker (zobench/api.py): the probe's restore drift arrives with ``start``, the dev losses and
+the trained tensors with ``on_eval``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections import deque
 from typing import Any
 
 import torch
+
+from zobench.api import Event, Measured, TrackerContext, TrainingStart
 
 
 class DivergenceTracker:
@@ -36,14 +40,23 @@ class DivergenceTracker:
         self._eval_min = math.inf
         self._rebound_armed = True
 
-    def start(self) -> None:
+    @classmethod
+    def for_cell(cls, context: TrackerContext) -> DivergenceTracker:
+        return cls(context.cell.spike_factor, context.cell.rebound_delta)
+
+    def start(self, training: TrainingStart | None = None) -> None:
         self.events = []
         self._recent.clear()
+        if training is not None and training.restore_drift_rms is not None:
+            self.on_restore_drift(training.restore_drift_rms, training.drift_limit)
+
+    def phase(self, name: str) -> None:
+        pass
 
     def before_step(self, step: int) -> None:
         pass
 
-    def after_step(self, step: int, loss: float) -> list[dict[str, Any]]:
+    def after_step(self, step: int, loss: float, tokens: int = 0) -> list[Event]:
         """Record this step's events and return them (the worker's policy looks at them)."""
         new: list[dict[str, Any]] = []
         if not math.isfinite(loss):
@@ -57,8 +70,13 @@ class DivergenceTracker:
         self.events += new
         return new
 
-    def on_eval(self, step: int, eval_loss: float) -> list[dict[str, Any]]:
-        new: list[dict[str, Any]] = []
+    def on_eval(self, step: int, dev_loss: float | None, params: list[torch.Tensor] | None = None) -> list[Event]:
+        """The dev loss's events (none without one), then the trained tensors' (none before training)."""
+        new = self._on_dev_loss(step, dev_loss) if dev_loss is not None else []
+        return new + (self.on_params(step, params) if params is not None else [])
+
+    def _on_dev_loss(self, step: int, eval_loss: float) -> list[Event]:
+        new: list[Event] = []
         if not math.isfinite(eval_loss):
             new.append({"step": step, "kind": "non_finite_eval_loss", "loss": repr(eval_loss)})
         elif eval_loss < self._eval_min:
@@ -86,3 +104,10 @@ class DivergenceTracker:
 
     def stop(self) -> dict[str, Any]:
         return {"divergence_events": len(self.events), "divergence": list(self.events)}
+
+    def finish(self, failed: bool) -> Measured:
+        """The event count and the events (the record's ``divergence`` section); nothing after a failure."""
+        if failed:
+            return Measured()
+        out = self.stop()
+        return Measured(metrics={"divergence_events": out["divergence_events"]}, details={"divergence": out["divergence"]})

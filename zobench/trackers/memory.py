@@ -17,7 +17,8 @@ and the CUDA-context baseline measured right after CUDA initialised.
 ``peak_mem_bytes`` is the train phase's peak from the best source available, named in
 ``peak_mem_source``: NVML process memory; else NVML device used minus the baseline (a
 container can hide pids from NVML); else torch reserved; on CPU the RSS high-water mark.
-Usage: ``mem = PhaseMemory(device, monitor); mem.enter("load"); ...; mem.finish()``.
+A Tracker (zobench/api.py): ``phase`` is ``enter``; it starts and composes the cell's monitor.
+Usage: ``mem = PhaseMemory(device, monitor); mem.enter("load"); ...; mem.finish(failed=False)``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 import torch
 
+from zobench.api import Event, Measured, TrackerContext, TrainingStart
 from zobench.trackers.heap import current_rss_bytes, live_tensor_bytes, return_freed_memory
 from zobench.trackers.monitor import Monitor
 
@@ -73,7 +75,7 @@ class PhaseMemory:
         self.cuda = self.device.type == "cuda"
         self.monitor = monitor
         self.cuda_baseline = cuda_baseline or {}
-        self.phase: str | None = None
+        self.current: str | None = None
         self.phases: dict[str, dict[str, Any]] = {}
         self.hwm_resets_ok = True
         self.heap_trim_ok = True
@@ -82,6 +84,12 @@ class PhaseMemory:
         return_freed_memory()
         self.rss_baseline = current_rss_bytes()
         self.tensor_baseline = live_tensor_bytes() if not self.cuda else 0
+
+    @classmethod
+    def for_cell(cls, context: TrackerContext) -> PhaseMemory:
+        """Starts the monitor process first (``cell.monitor``), so this baseline includes it."""
+        monitor = Monitor.for_cell(context) if context.cell.monitor else None
+        return cls(context.device, monitor, context.cuda_baseline)
 
     def enter(self, phase: str) -> None:
         """Close the current phase and start ``phase`` (phases may recur: maxima accumulate)."""
@@ -102,7 +110,7 @@ class PhaseMemory:
             self._check_reset(phase)
         if self.monitor is not None:
             self.monitor.mark(phase)
-        self.phase = phase
+        self.current = phase
 
     def _check_reset(self, phase: str) -> None:
         """Record how much of the starting RSS neither the pre-load process nor a live tensor explains."""
@@ -122,9 +130,9 @@ class PhaseMemory:
         return vm_hwm_bytes()
 
     def _fold(self) -> None:
-        if self.phase is None:
+        if self.current is None:
             return
-        stats = self.phases.setdefault(self.phase, {})
+        stats = self.phases.setdefault(self.current, {})
         hwm = vm_hwm_bytes()
         stats["cpu_hwm_bytes"] = _max(stats.get("cpu_hwm_bytes"), hwm)
         if self.phase_start_rss is not None:  # what this phase added above its starting level
@@ -137,10 +145,34 @@ class PhaseMemory:
             stats["torch_max_reserved_bytes"] = _max(stats.get("torch_max_reserved_bytes"),
                                                      torch.cuda.max_memory_reserved(self.device))
 
-    def finish(self) -> dict[str, Any]:
-        """Flat metrics (``<phase>_<source>`` keys), the headline peak with its source, and details."""
+    # The Tracker protocol: phases are all it needs; it measures even after a failure (an OOM's peak is a result).
+    def phase(self, name: str) -> None:
+        self.enter(name)
+
+    def start(self, training: TrainingStart) -> None:
+        pass
+
+    def before_step(self, step: int) -> None:
+        pass
+
+    def after_step(self, step: int, loss: float, tokens: int) -> list[Event]:
+        return []
+
+    def on_eval(self, step: int, dev_loss: float | None, params: list[torch.Tensor] | None) -> list[Event]:
+        return []
+
+    def finish(self, failed: bool = False) -> Measured:
+        """Flat metrics (``<phase>_<source>`` keys, the headline peak with its source), the record's
+        ``memory`` section, the RSS timeline, and a warning when other processes used the GPU."""
+        result = self._summary()
+        foreign = result["details"]["foreign_gpu_pids"]
+        warnings = [f"other processes used the GPU during this cell: pids {foreign}"] if foreign else []
+        return Measured(metrics=result["metrics"], details={"memory": result["details"]},
+                        series={"rss": result["rss_timeline"]}, warnings=warnings)
+
+    def _summary(self) -> dict[str, Any]:
         self._fold()
-        self.phase = None
+        self.current = None
         monitor = self.monitor.stop() if self.monitor is not None else {}
         for phase, stats in monitor.get("phases", {}).items():
             if phase in self.phases:

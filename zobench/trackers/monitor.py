@@ -8,7 +8,9 @@ Without NVML or a GPU it still records the RSS timeline, at a slower pace, and s
 why NVML figures are missing.
 A cell on several GPUs passes all their UUIDs: memory is summed over them (nvml.combine_samples)
 and each GPU's own peak is kept (``nvml_process_peak_bytes_per_gpu``, in the order given).
-Usage: ``m = Monitor.start(os.getpid(), uuid); m.mark("train"); stats = m.stop()``.
+A Tracker (zobench/api.py) of its own; in a cell, PhaseMemory composes it (the headline peak
+needs the monitor's per-phase NVML figures).
+Usage: ``m = Monitor.launch(os.getpid(), uuid); m.phase("train"); stats = m.stop()``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import multiprocessing as mp
 import os
 import time
 from typing import Any
+
+from zobench.api import Event, Measured, TrackerContext, TrainingStart
 
 NVML_INTERVAL_S = 0.01
 RSS_INTERVAL_S = 0.1  # the timeline only; also the pace when there is no NVML to poll
@@ -204,7 +208,7 @@ class Monitor:
         self.proc, self.conn, self.ready = proc, conn, ready
 
     @classmethod
-    def start(cls, pid: int, uuid: str | list[str] | None, timeout_s: float = 60) -> "Monitor":
+    def launch(cls, pid: int, uuid: str | list[str] | None, timeout_s: float = 60) -> "Monitor":
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_monitor_main, args=(child, pid, uuid), daemon=True)
@@ -215,6 +219,10 @@ class Monitor:
             raise RuntimeError("the memory monitor did not report ready")
         kind, ready = parent.recv()
         return cls(proc, parent, ready)
+
+    @classmethod
+    def for_cell(cls, context: TrackerContext) -> "Monitor":
+        return cls.launch(os.getpid(), context.gpu_uuid)
 
     def mark(self, phase: str) -> None:
         """Start a new phase; returns once the monitor has attributed its samples to it."""
@@ -228,3 +236,26 @@ class Monitor:
         if self.proc.is_alive():
             self.proc.kill()
         return stats
+
+    # The Tracker protocol: the monitor only watches phases; every figure comes at the end.
+    def phase(self, name: str) -> None:
+        self.mark(name)
+
+    def start(self, training: TrainingStart) -> None:
+        pass
+
+    def before_step(self, step: int) -> None:
+        pass
+
+    def after_step(self, step: int, loss: float, tokens: int) -> list[Event]:
+        return []
+
+    def on_eval(self, step: int, dev_loss: float | None, params: list | None) -> list[Event]:
+        return []
+
+    def finish(self, failed: bool) -> Measured:
+        """Its own cost as metrics, the RSS timeline as a series, the raw figures as its section."""
+        stats = self.stop()
+        return Measured(metrics={"monitor_cpu_s": stats["monitor_cpu_s"], "monitor_wall_s": stats["monitor_wall_s"]},
+                        details={"monitor": {k: v for k, v in stats.items() if k != "rss_timeline"}},
+                        series={"rss": stats["rss_timeline"]})

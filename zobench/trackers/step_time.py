@@ -1,7 +1,8 @@
 """Wall-clock per training step: CUDA events on GPU, ``perf_counter`` on CPU; warm-up excluded.
 
-The worker calls ``before_step`` last and ``after_step`` first, so other trackers' own
-work stays outside the timed region; evaluation never runs inside a step. The first
+A Tracker (zobench/api.py), registered last: the worker calls its ``before_step`` last and its
+``after_step`` first, so other trackers' own work stays outside the timed region; evaluation
+never runs inside a step. The first
 ``warmup_steps`` steps are timed and kept in the series but left out of the statistics
 (compilation, allocator growth and cache warm-up), and counted.
 """
@@ -13,6 +14,8 @@ import time
 from typing import Any
 
 import torch
+
+from zobench.api import Event, Measured, TrackerContext, TrainingStart
 
 
 class StepTimeTracker:
@@ -30,8 +33,18 @@ class StepTimeTracker:
             self._start = torch.cuda.Event(enable_timing=True)
             self._end = torch.cuda.Event(enable_timing=True)
 
-    def start(self) -> None:
+    @classmethod
+    def for_cell(cls, context: TrackerContext) -> StepTimeTracker:
+        return cls(context.device, context.cell.warmup_steps, n_devices=context.n_devices)
+
+    def start(self, training: TrainingStart | None = None) -> None:
         self.times, self.tokens = [], []
+
+    def phase(self, name: str) -> None:
+        pass
+
+    def on_eval(self, step: int, dev_loss: float | None, params: list[torch.Tensor] | None) -> list[Event]:
+        return []
 
     def before_step(self, step: int) -> None:
         if self.cuda:
@@ -40,7 +53,7 @@ class StepTimeTracker:
             self._sync_all()
             self._t0 = time.perf_counter()
 
-    def after_step(self, step: int, loss: float, tokens: int = 0) -> None:
+    def after_step(self, step: int, loss: float, tokens: int = 0) -> list[Event]:
         if self.cuda:
             self._end.record()
             self._end.synchronize()
@@ -49,6 +62,7 @@ class StepTimeTracker:
             self._sync_all()
             self.times.append(time.perf_counter() - self._t0)
         self.tokens.append(tokens)
+        return []
 
     def _sync_all(self) -> None:
         if self.n_devices > 1:
@@ -77,3 +91,9 @@ class StepTimeTracker:
             "step_time_p90_s": statistics.quantiles(measured, n=10)[-1] if len(measured) > 1 else measured[0],
             "tokens_per_s": sum(self.tokens[self.warmup_steps :]) / sum(measured),
         }
+
+    def finish(self, failed: bool) -> Measured:
+        """The statistics and the per-step series; nothing after a failure (no run to time)."""
+        if failed:
+            return Measured()
+        return Measured(metrics=self.stop(), series={"step_time_s": self.times})
