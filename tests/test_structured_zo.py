@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from zobench.methods import bszo, fzoo, sparse_mezo, subzero, zo_muon
-from zobench.methods._directions import (as_matrix, generator, key_seed, lockstep, newton_schulz5,
+from zobench.methods._directions import (generator, key_seed, lockstep, newton_schulz5,
                                          orthonormal_columns, rademacher_directions, rademacher_draw)
 from zobench.methods._zo import draw_step_seed, gaussian_directions
 from zobench.models import load_model

@@ -12,7 +12,6 @@ import collections
 import re
 from typing import Any
 
-import torch
 
 from zobench.api import UserError
 from zobench.methods._tt import TTLinear

@@ -228,6 +228,10 @@ def _target(target: dict[str, Any], where: str) -> tuple[str | None, float | Non
 
 def _check_settings(s: dict[str, Any], where: str) -> None:
     """The suite-wide settings that name a choice: dtype, device, data_seed, select_on, divergence_policy."""
+    # Here, not at the top: these modules import torch, which parsing a suite (list, compare) need not load.
+    from zobench.checkpoint import SELECT_ON
+    from zobench.models import DTYPES
+
     if s["dtype"] not in DTYPES:
         raise UserError(f"{where}: unknown dtype '{s['dtype']}'; valid: {', '.join(DTYPES)}")
     if s["device"] not in DEVICES and not s["device"].startswith("cuda:"):
@@ -242,6 +246,8 @@ def _check_settings(s: dict[str, Any], where: str) -> None:
 
 def _harness_overrides(entry: dict[str, Any], label: str, s: dict[str, Any], where: str) -> dict[str, Any]:
     """The harness settings a method entry overrides (popped from ``entry``), checked."""
+    from zobench.models import DTYPES  # imports torch: see _check_settings
+
     harness = {}
     for key, kind in METHOD_OVERRIDES.items():
         if key in entry:
@@ -259,10 +265,6 @@ def _harness_overrides(entry: dict[str, Any], label: str, s: dict[str, Any], whe
 
 def expand(suite: Suite, overrides: Overrides = Overrides()) -> list[Cell]:
     """The cartesian product of the suite, validated; raises UserError on any bad name or value."""
-    # Here, not at the top: these modules import torch, which parsing a suite (list, compare) need not load.
-    from zobench.checkpoint import SELECT_ON
-    from zobench.models import DTYPES
-
     s = suite.settings
     where = f"suite {suite.source}"
     pending = {kind: set(map(str, s["pending"].get(kind, {}))) for kind in PENDING_KINDS}
