@@ -93,7 +93,7 @@ def scoring_examples(data_dir) -> list:
 def test_batched_and_single_scoring_agree(tiny, data_dir):
     """Left padding, logits_to_keep and mixing option counts in a batch change no score, prediction or
     loss: batched option scores equal one sequence at a time, and evaluate at any batch size equals the
-    mean of one example at a time, for each training loss."""
+    mean of one example at a time (option-lm: its token-mean loss is the same at any batch size)."""
     model, tokenizer = tiny
     examples = scoring_examples(data_dir)
     encoded = encode(tokenizer, examples, 512)
@@ -107,12 +107,14 @@ def test_batched_and_single_scoring_agree(tiny, data_dir):
             torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
             assert torch.equal(batched.argmax(-1), single.argmax(-1))
             hits += sum(int(best) in e.correct for best, e in zip(single.argmax(-1), same))
-    for loss_kind in ("classification", "option-lm"):
-        one_by_one = [evaluate(model, [e], 0, "cpu", 1, loss_kind) for e in encoded]
-        accuracy_each = sum(a for a, _ in one_by_one) / len(encoded)
-        loss_each = sum(loss for _, loss in one_by_one) / len(encoded)
-        for batch_sequences in (2, 5, 1000):
-            acc, loss = evaluate(model, encoded, 0, "cpu", batch_sequences, loss_kind)
-            assert acc == pytest.approx(accuracy_each) and loss == pytest.approx(loss_each, rel=1e-5)
+    one_by_one = [evaluate(model, [e], 0, "cpu", 1) for e in encoded]
+    accuracy_each = sum(a for a, _ in one_by_one) / len(encoded)
+    loss_each = sum(loss for _, loss in one_by_one) / len(encoded)  # classification: a mean over examples
+    for batch_sequences in (2, 5, 1000):
+        acc, loss = evaluate(model, encoded, 0, "cpu", batch_sequences)
+        assert acc == pytest.approx(accuracy_each) and loss == pytest.approx(loss_each, rel=1e-5)
+    # option-lm's loss is a mean over all gold-option tokens: the same at any batch size.
+    lm = [evaluate(model, encoded, 0, "cpu", n, "option-lm") for n in (1, 2, 5, 1000)]
+    assert all(acc == pytest.approx(accuracy_each) and loss == pytest.approx(lm[0][1], rel=1e-5) for acc, loss in lm)
     assert accuracy_each == pytest.approx(hits / len(encoded))
     assert accuracy(model, encoded, 0, "cpu", 4) == accuracy(model, encoded, 0, "cpu", 1000) == pytest.approx(accuracy_each)
