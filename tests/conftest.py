@@ -1,7 +1,20 @@
-"""Shared fixtures: a tiny random Llama (no download), real smoke-suite records and the data dir."""
+"""Shared fixtures, and the test tiers.
+
+Tiers are markers (declared in pyproject.toml): ``unit`` (in-process, no model files; the default,
+given here to every test not marked otherwise), ``integration`` (subprocesses: the CLI, suites,
+executors) and ``real`` (SmolLM2, MiniLM, the staged benchmark data). ``pytest -m unit`` is the quick
+loop; ``.ci/run`` runs every tier. A test that uses a fixture in ``TIER_OF_FIXTURE`` gets its tier
+from it (the session's smoke run is integration, the staged data real), so no test forgets it.
+
+Task data: ``data_dir`` gives each test that reads task files twice: the committed SYNTHETIC
+fixture in tests/data (unit; every task's loader on a fresh clone) and the staged benchmark data
+(real; skipped, saying why, where it is absent). ``staged_data`` is the staged data only, for
+tests of facts about the real files.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -15,6 +28,19 @@ from zobench.scoring.causal_lm import collate, encode
 from zobench.tasks import get_task
 
 REPO = Path(__file__).resolve().parent.parent
+FIXTURE_DATA = REPO / "tests" / "data"  # SYNTHETIC rows in the staged layout (tests/data/README.md)
+TIERS = ("unit", "integration", "real")
+TIER_OF_FIXTURE = {"smoke_run": "integration", "smoke_records": "integration", "staged_data": "real",
+                   "tiny_bert": "real"}  # tiny_bert: MiniLM's tokenizer files
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture, tier in TIER_OF_FIXTURE.items():
+            if fixture in item.fixturenames and not item.get_closest_marker(tier):
+                item.add_marker(tier)
+        if not any(item.get_closest_marker(tier) for tier in ("integration", "real")):
+            item.add_marker("unit")
 
 
 @pytest.fixture
@@ -41,25 +67,46 @@ def shared_data_dir() -> Path | None:
 
 
 @pytest.fixture
-def data_dir() -> Path:
+def staged_data() -> Path:
+    """The staged benchmark data (shared/data); the test is skipped, saying why, without it."""
     path = shared_data_dir()
     if path is None:
         pytest.skip("benchmark data not found: set ZOBENCH_DATA_DIR to a folder laid out like shared/data")
     return path
 
 
-@pytest.fixture(scope="session")
-def smoke_records(tmp_path_factory) -> Path:
-    """A results dir with real records of the smoke suite (tiny model, 8 steps: 7 timed).
+@pytest.fixture(params=["fixture", pytest.param("staged", marks=pytest.mark.real)])
+def data_dir(request) -> Path:
+    """Task data in the staged layout: the committed synthetic fixture, then the staged data (real)."""
+    if request.param == "fixture":
+        return FIXTURE_DATA
+    return request.getfixturevalue("staged_data")
 
-    Shared by the compare, report and asv tests; tests that change records copy it first.
-    """
+
+@dataclasses.dataclass(frozen=True)
+class SmokeRun:
+    results: Path  # the results dir the run wrote
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> SmokeRun:
+    """The whole smoke suite (every cell, tiny model, 8 steps: 7 timed) run once per session through
+    the real CLI. Shared by the CLI, compare, report and asv tests; tests that change records copy it first."""
     results = tmp_path_factory.mktemp("smoke") / "results"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("ZOBENCH_DATA_DIR", None)
     proc = subprocess.run([sys.executable, "-m", "zobench.cli", "run", "--suite", "smoke", "--steps", "8",
-                           "--results-dir", str(results)], env=env, capture_output=True, text=True, timeout=600)
+                           "--results-dir", str(results)], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
-    return results
+    return SmokeRun(results, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def smoke_records(smoke_run) -> Path:
+    """The results dir of the session's smoke run."""
+    return smoke_run.results
 
 
 @pytest.fixture(autouse=True)

@@ -26,14 +26,22 @@ def killed(payload, emit):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def cell_oom(payload, emit):
-    """Mimics execute_cell's contract: the child classifies CUDA OOM as status oom."""
-    from zobench.worker import status_for
+def cell_whose_step_fails(payload, emit):
+    """The real cell entry (zobench.worker.execute_cell) with the floor's step raising, after one real
+    forward, the exception ``payload["raise"]`` names: torch.OutOfMemoryError, as a CUDA allocation
+    raises it, or ValueError. The patch lives in this spawned child only."""
+    from zobench.methods import floor
+    from zobench.worker import execute_cell
 
-    try:
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-    except Exception as exc:
-        return {"status": status_for(exc)}
+    exception = {"oom": torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+                 "value": ValueError("not a memory problem")}[payload["raise"]]
+
+    def step(self, closure):
+        closure()
+        raise exception
+
+    floor.Floor.step = step
+    return execute_cell(payload, emit)
 
 
 def _cell_record(payload):

@@ -66,6 +66,7 @@ def test_inspect_reproduces_the_references_parameter_counts(method, model, args,
     assert inspect_method(method, model, args)["trainable_params"] == expected
 
 
+@pytest.mark.integration
 def test_inspect_cli_prints_the_count_and_the_tt_shapes():
     """`zobench inspect` prints the count, the placement and the TT shapes, and refuses unknown methods (exit 2)."""
     cmd = [sys.executable, "-m", "zobench.cli", "inspect", "--method", "adazeta", "--model", "random:llama2-7b", "--rank", "5"]
@@ -132,6 +133,7 @@ def test_loretta_adp_norms_option_and_zo_variant(tiny_batch):
     assert changed and changed <= set(names)
 
 
+@pytest.mark.integration
 def test_tt_methods_suite_runs_end_to_end_on_the_tiny_model(tmp_path):
     """Every TT method of the tt-methods suite ends ok on tiny-llama; AdaZeta records its schedule and forwards."""
     import json

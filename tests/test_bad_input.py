@@ -170,6 +170,7 @@ def test_suite_values_out_of_range_are_refused(tmp_path, changes, says):
     refused_run(tmp_path, suite_file(tmp_path, **changes), says=says)
 
 
+@pytest.mark.integration
 def test_suite_value_subprocess(tmp_path):
     """`steps: 0` through the real command line."""
     proc = zobench("run", "--suite", suite_file(tmp_path, steps=0), "--results-dir", tmp_path / "res", cwd=tmp_path)
@@ -221,6 +222,7 @@ def test_yaml_structure_is_strict(tmp_path, text, says):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.integration
 def test_alias_bomb_subprocess(tmp_path):
     """The billion-laughs suite through the real command line: refused at once, in bounded memory."""
     t0 = time.monotonic()
@@ -292,6 +294,7 @@ def test_results_dir_that_is_a_file(tmp_path):
     assert_refused(result.exit_code, result.stderr, results, before, "is a file")
 
 
+@pytest.mark.integration
 def test_read_only_results_dir(tmp_path):
     """A read-only results dir is found by the probe before the first cell."""
     source = tmp_path / "src"
@@ -426,6 +429,7 @@ def test_only_bad_files_is_one_error_after_the_warnings(reader_dir):
     assert lines[-1].startswith("error: no records") and all(line.startswith("warning: ") for line in lines[:-1])
 
 
+@pytest.mark.integration
 def test_fifo_does_not_hang_the_reader_subprocess(tmp_path, reader_dir):
     """A FIFO named *.json would block a reader forever; the real command finishes at once."""
     proc = zobench("report", "--results-dir", reader_dir, cwd=tmp_path, timeout=120)
@@ -532,6 +536,7 @@ def gone(pids: list[int], timeout: float = 30) -> bool:
 SLOW = {"steps": 10_000, "timeout_s": 600}
 
 
+@pytest.mark.integration
 def test_sigterm_gets_the_ctrl_c_cleanup(tmp_path):
     """SIGTERM (what CI and `timeout` send): exit 143, one line, the cell and its scratch gone, claim released."""
     results = tmp_path / "res"
@@ -548,6 +553,7 @@ def test_sigterm_gets_the_ctrl_c_cleanup(tmp_path):
     assert not list(results.glob("runs/*/*.json"))
 
 
+@pytest.mark.integration
 def test_sigkill_to_the_parent_alone_ends_the_cell(tmp_path):
     """The parent killed outright (nothing of it runs): the cell dies too and removes its scratch folder."""
     proc = start_run(tmp_path, tmp_path / "res", **SLOW)
@@ -559,6 +565,7 @@ def test_sigkill_to_the_parent_alone_ends_the_cell(tmp_path):
     assert not list((tmp_path / "tmp").glob("zobench-*")), "a scratch folder was left behind"
 
 
+@pytest.mark.integration
 def test_ctrl_c_is_one_line(tmp_path):
     """Ctrl-C reaches the whole process group: one line from the parent, no traceback from the cell or monitor."""
     proc = start_run(tmp_path, tmp_path / "res", **{**SLOW, "monitor": True})
@@ -573,6 +580,7 @@ def test_ctrl_c_is_one_line(tmp_path):
 
 # ---------------------------------------------------------------- two concurrent runs
 
+@pytest.mark.integration
 def test_two_runs_on_one_results_dir_run_each_cell_once(tmp_path):
     """Claims: the second run skips the cell the first one holds, and says so; one record per cell."""
     results = tmp_path / "res"
@@ -629,6 +637,7 @@ def test_param_check_sees_one_bad_tensor():
     assert tracker.on_params(5, [good, bad]) == [{"step": 5, "kind": "non_finite_params", "tensors": 1}]
 
 
+@pytest.mark.integration
 def test_the_cell_enforces_its_own_deadline_and_removes_its_scratch(tmp_path):
     """A child whose parent never stops it (hung, stopped) ends itself past its deadline, scratch removed."""
     import multiprocessing as mp
@@ -649,6 +658,7 @@ def test_the_cell_enforces_its_own_deadline_and_removes_its_scratch(tmp_path):
     assert child.exitcode == 128 + signal.SIGKILL and not scratch.exists()
 
 
+@pytest.mark.integration
 def test_the_cells_temporary_files_go_to_the_parents_scratch_folder():
     """The best-on-dev checkpoint is a temporary file: it lands in the folder the parent removes."""
     import launcher_targets

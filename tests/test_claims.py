@@ -23,6 +23,7 @@ def test_second_claim_sees_the_live_holder(tmp_path):
     assert isinstance(try_claim(tmp_path, "s", "c1"), Claim)
 
 
+@pytest.mark.integration
 def test_claim_of_a_dead_pid_is_taken_over(tmp_path):
     """A claim whose owner pid on this host is gone is stale and can be claimed again."""
     proc = mp.get_context("spawn").Process(target=time.sleep, args=(0,))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from conftest import REPO
+from zobench.cli import app
 
 
 def zobench(*args: str, cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -20,39 +23,50 @@ def zobench(*args: str, cwd: Path, env_extra: dict | None = None) -> subprocess.
                           capture_output=True, text=True, timeout=600)
 
 
-def test_run_show_report_and_resume(tmp_path):
-    """A smoke run writes one ok record per cell and a report; a second run skips them all."""
+def cli(*args: str):
+    """The command in this process (typer's CliRunner), without $ZOBENCH_DATA_DIR."""
+    result = CliRunner(env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "ZOBENCH_DATA_DIR": None}).invoke(
+        app, [str(a) for a in args])
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), \
+        f"traceback instead of a clean exit: {result.exception!r}"
+    return result
+
+
+SMOKE_LABELS = ("bszo", "floor", "forward-grad", "ft", "fzoo", "hizoo", "mezo", "mezo-svrg", "sparse-mezo", "subzero",
+                "zo-adam", "zo-cons", "zo-momentum", "zo-muon", "zo-sign")
+
+
+def test_run_show_report_and_resume(smoke_run, tmp_path):
+    """A smoke run (the session's, through the real command) writes one ok record per cell and a report;
+    a second run skips them all."""
     res = tmp_path / "res"
-    first = zobench("run", "--suite", "smoke", "--results-dir", str(res), cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+    shutil.copytree(smoke_run.results, res)  # the second run and show must not touch the shared one
     records = sorted((res / "runs" / "smoke").glob("*.json"))
-    assert [p.stem for p in records] == [f"random-tiny-llama--synthetic--{m}--s0" for m in sorted((
-        "bszo", "floor", "forward-grad", "ft", "fzoo", "hizoo", "mezo", "mezo-svrg", "sparse-mezo", "subzero",
-        "zo-adam", "zo-cons", "zo-momentum", "zo-muon", "zo-sign"))]
+    assert [p.stem for p in records] == [f"random-tiny-llama--synthetic--{m}--s0" for m in sorted(SMOKE_LABELS)]
     for path in records:
         record = json.loads(path.read_text())
         assert record["status"] == "ok"
         m = record["metrics"]
-        assert m["steps_done"] == 3 and m["step_time_s"] > 0 and m["peak_mem_bytes"] > 0
+        assert m["steps_done"] == 8 and m["step_time_s"] > 0 and m["peak_mem_bytes"] > 0
         assert record["data"]["synthetic"] is True and record["data"]["split_sizes"] == {"train": 16, "dev": 8, "test": 8}
         assert record["env"]["versions"]["torch"] and "git_sha" in record["env"] and record["env"]["dtype"] == "fp32"
         assert record["method_info"]["variant"]
     assert (res / "reports" / "smoke.md").is_file()
-    assert "| mezo | ok 1 |" in first.stdout and "× floor" in first.stdout and "SYNTHETIC" in first.stdout
-    assert "train" in first.stderr and "ms/step" in first.stderr  # progress with step time
+    assert "| mezo | ok 1 |" in smoke_run.stdout and "× floor" in smoke_run.stdout and "SYNTHETIC" in smoke_run.stdout
+    assert "train" in smoke_run.stderr and "ms/step" in smoke_run.stderr  # progress with step time
 
-    again = zobench("run", "--suite", "smoke", "--results-dir", str(res), "--methods", "mezo", cwd=tmp_path)
+    again = zobench("run", "--suite", "smoke", "--steps", "8", "--results-dir", str(res), "--methods", "mezo", cwd=tmp_path)
     assert again.returncode == 0 and "skipped" in again.stderr
 
-    shown = zobench("show", "--results-dir", str(res), cwd=tmp_path)
-    assert shown.returncode == 0 and "random-tiny-llama--synthetic--ft--s0" in shown.stdout
+    shown = cli("show", "--results-dir", res)
+    assert shown.exit_code == 0 and "random-tiny-llama--synthetic--ft--s0" in shown.stdout
 
 
-def test_list_names_what_exists(tmp_path):
+def test_list_names_what_exists():
     """`zobench list` names the installed suites, methods, tasks and models."""
     for what, expected in [("methods", "mezo"), ("tasks", "sst2"), ("suites", "quickstart"), ("models", "random:llama2-7b")]:
-        out = zobench("list", what, cwd=tmp_path)
-        assert out.returncode == 0 and expected in out.stdout
+        out = cli("list", what)
+        assert out.exit_code == 0 and expected in out.stdout
 
 
 BAD_SUITES = {
@@ -85,31 +99,42 @@ BAD_ARGS = {
 }
 
 
-def assert_clean_rejection(proc: subprocess.CompletedProcess, results: Path, needle: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+def assert_clean_rejection(code: int, stderr: str, results: Path, needle: str) -> None:
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert needle in lines[0]
     assert not results.exists(), "bad input must write nothing"
 
 
+SUITE_NEEDLES = {"malformed": "malformed YAML", "unknown-hparam": "valid: lr", "wrong-type": "must be float",
+                 "bad-choice": "valid: adamw, sgd", "unknown-method": "valid methods", "unknown-setting": "valid:",
+                 "wrong-setting-type": "must be int", "bad-policy": "valid: continue, stop",
+                 "bad-target": "dev_accuracy | train_loss", "bad-threshold": "valid: peak_mem"}
+
+
 @pytest.mark.parametrize("case", sorted(BAD_SUITES))
 def test_bad_suite_files_exit_2_and_write_nothing(case, tmp_path):
+    """In-process (test_bad_input.py keeps real-command cases of the same contract)."""
     suite = tmp_path / f"{case}.yaml"
     suite.write_text(BAD_SUITES[case])
-    proc = zobench("run", "--suite", str(suite), "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
-    needle = {"malformed": "malformed YAML", "unknown-hparam": "valid: lr", "wrong-type": "must be float",
-              "bad-choice": "valid: adamw, sgd", "unknown-method": "valid methods", "unknown-setting": "valid:",
-              "wrong-setting-type": "must be int", "bad-policy": "valid: continue, stop",
-              "bad-target": "dev_accuracy | train_loss", "bad-threshold": "valid: peak_mem"}[case]
-    assert_clean_rejection(proc, tmp_path / "res", needle)
+    result = cli("run", "--suite", suite, "--results-dir", tmp_path / "res")
+    assert_clean_rejection(result.exit_code, result.stderr, tmp_path / "res", SUITE_NEEDLES[case])
 
 
 @pytest.mark.parametrize("case", sorted(BAD_ARGS))
-def test_bad_arguments_exit_2_and_write_nothing(case, tmp_path):
+def test_bad_arguments_exit_2_and_write_nothing(case, tmp_path, monkeypatch):
     args, needle = BAD_ARGS[case]
-    proc = zobench("run", *args, "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
-    assert_clean_rejection(proc, tmp_path / "res", needle)
+    monkeypatch.chdir(tmp_path)  # "--data-dir ." is this empty folder
+    result = cli("run", *args, "--results-dir", tmp_path / "res")
+    assert_clean_rejection(result.exit_code, result.stderr, tmp_path / "res", needle)
+
+
+@pytest.mark.integration
+def test_bad_arguments_through_the_real_command(tmp_path):
+    """The same contract from a real process: exit status 2 and one line on its stderr."""
+    proc = zobench("run", "--suite", "smoke", "--tasks", "nope", "--results-dir", str(tmp_path / "res"), cwd=tmp_path)
+    assert_clean_rejection(proc.returncode, proc.stderr, tmp_path / "res", "valid tasks")
 
 
 def test_readme_test_command_is_what_ci_runs():
@@ -120,6 +145,7 @@ def test_readme_test_command_is_what_ci_runs():
     assert command and command in ci
 
 
+@pytest.mark.integration
 def test_pending_entries_print_one_line_each_and_the_rest_runs(tmp_path):
     """A suite's pending method and task are named on stderr with their reason; the runnable cells run."""
     suite = tmp_path / "p.yaml"

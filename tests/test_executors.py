@@ -68,6 +68,7 @@ def test_executor_spec_merges_suite_and_command_line():
             executor_spec(bad, "slurm" if "slurm" in bad else None, {}, "s")
 
 
+@pytest.mark.integration
 def test_local_packs_cells_onto_disjoint_gpus(tmp_path):
     """On 4 (logical) GPUs, concurrent cells hold disjoint CUDA_VISIBLE_DEVICES, never more than 4 GPUs
     in all, each exactly its own count; the driver stores every record and releases every claim."""
@@ -87,6 +88,7 @@ def test_local_packs_cells_onto_disjoint_gpus(tmp_path):
     assert not list((tmp_path / "claims" / "exec-test").glob("*.claim"))
 
 
+@pytest.mark.integration
 def test_local_cpu_cells_parallel_only_when_asked(tmp_path, monkeypatch):
     """CPU cells run one after another by default and side by side with parallel=2, which each record states,
     and each names the other as a zobench cell that ran on the host meanwhile."""
@@ -99,6 +101,7 @@ def test_local_cpu_cells_parallel_only_when_asked(tmp_path, monkeypatch):
     assert {o["cell_id"] for o in side[0]["executor"]["cotenant_cells"]} == {side[1]["cell_id"]}
 
 
+@pytest.mark.integration
 def test_claimed_cells_are_not_run_and_finished_cells_resume(tmp_path):
     """A cell another live owner holds is not run; a rerun skips cells with an ok record."""
     cells = [make_cell(i, device="cpu", sleep_s=0.1) for i in range(2)]
@@ -111,6 +114,7 @@ def test_claimed_cells_are_not_run_and_finished_cells_resume(tmp_path):
     assert drive(LocalExecutor(gpus=[], target=targets.reports_devices), cells, tmp_path, None) == []
 
 
+@pytest.mark.integration
 def test_ctrl_c_stops_running_local_cells(tmp_path):
     """Ctrl-C in the driver ends the running cells' processes (no orphan finishes later), stores nothing
     and releases every claim."""
@@ -133,6 +137,7 @@ def test_ctrl_c_stops_running_local_cells(tmp_path):
     assert not list((tmp_path / "r" / "claims" / "exec-test").glob("*.claim"))
 
 
+@pytest.mark.integration
 def test_monitor_counts_other_processes_cpu_and_marks_contended():
     """CPU burned outside the cell's process tree during training is measured, and over the
     threshold the record is marked contended with the reason."""

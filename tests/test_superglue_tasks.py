@@ -46,22 +46,22 @@ PINNED = {
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
-def test_prompt_and_options_are_mezos(data_dir, name):
+def test_prompt_and_options_are_mezos(staged_data, name):
     """Prompt, options, gold index and separator equal MeZO's template output for a real example."""
-    ex = first_val_example(data_dir, name)
+    ex = first_val_example(staged_data, name)
     assert (ex.prompt, ex.options, ex.label, ex.sep) == PINNED[name]
 
 
-def test_long_passage_prompts_are_mezos(data_dir):
+def test_long_passage_prompts_are_mezos(staged_data):
     """BoolQ drops SuperGLUE's '<title> -- ' (MeZO reads google/boolq) and capitalises the question;
     MultiRC is one example per answer with MeZO's question/answer lines."""
-    boolq = first_val_example(data_dir, "boolq")
+    boolq = first_val_example(staged_data, "boolq")
     assert boolq.prompt.startswith("All biomass goes through at least some of these steps:")
     assert boolq.prompt.endswith("uses much less petroleum than producing gasoline. "
                                  "Does ethanol take more energy make that produces?\n")
     assert len(boolq.prompt) == 1368 + len(" Does ethanol take more energy make that produces?\n")
     assert (boolq.options, boolq.label, boolq.sep) == (("Yes", "No"), 1, "")
-    multirc = first_val_example(data_dir, "multirc")
+    multirc = first_val_example(staged_data, "multirc")
     assert multirc.prompt.startswith("What causes a change in motion? The application of a force.")
     assert multirc.prompt.endswith("This requires only a very small force. \nQuestion: Would the mass of a baseball "
                                    "affect how much force you have to use to pick it up?\nI found this answer \"No\". "
@@ -92,37 +92,50 @@ EFFECTIVE = {"rte": (1000, 500, 277), "cb": (150, 100, 56), "wsc": (54, 500, 104
 
 
 @pytest.mark.parametrize("name", sorted(EFFECTIVE))
-def test_effective_split_sizes_follow_mezo(data_dir, name):
+def test_effective_split_sizes_follow_mezo(staged_data, name):
     task = get_task(name)
-    splits = task.load(data_dir, task.default_sizes, 0)
+    splits = task.load(staged_data, task.default_sizes, 0)
     assert tuple(splits.sizes.values()) == EFFECTIVE[name]
-    assert splits.source == str(data_dir / "superglue" / FOLDERS[name])
+    assert splits.source == str(staged_data / "superglue" / FOLDERS[name])
 
 
 def test_sampling_is_mezos_permutation(data_dir):
     """train+dev = the first train+dev of np.random.permutation(train split) under the data seed, dev last;
-    test = the first 1000 of the permuted validation split (MeZO's sample_subset)."""
+    test = the first `test` of the permuted validation split (MeZO's sample_subset)."""
     task = get_task("wic")
     rows = read_jsonl(data_dir / "superglue" / "WiC" / "train.jsonl")
     valid = read_jsonl(data_dir / "superglue" / "WiC" / "val.jsonl")
-    splits = task.load(data_dir, task.default_sizes, 3)
+    splits = task.load(data_dir, {"train": 20, "dev": 10, "test": 12}, 3)
     np.random.seed(3)
     perm = np.random.permutation(len(rows))
-    assert [e.prompt.split("\n")[1] for e in splits.train] == [rows[i]["sentence1"] for i in perm[:1000]]
-    assert [e.prompt.split("\n")[1] for e in splits.dev] == [rows[i]["sentence1"] for i in perm[1000:1500]]
+    assert [e.prompt.split("\n")[1] for e in splits.train] == [rows[i]["sentence1"] for i in perm[:20]]
+    assert [e.prompt.split("\n")[1] for e in splits.dev] == [rows[i]["sentence1"] for i in perm[20:30]]
     np.random.seed(3)
     vperm = np.random.permutation(len(valid))
-    assert [e.label for e in splits.test] == [int(valid[i]["label"]) for i in vperm]
+    assert [e.label for e in splits.test] == [int(valid[i]["label"]) for i in vperm[:12]]
 
 
 def test_multirc_is_flattened_in_the_hubs_order(data_dir):
-    """One row per answer option, paragraph → question → answer order: 27243 train / 4848 validation."""
+    """One row per answer option, in paragraph → question → answer order."""
     from zobench.tasks._superglue import load_rows
 
     multirc = importlib.import_module("zobench.tasks.multirc")
     train, valid, _ = load_rows("multirc", data_dir, multirc.TASK.source)
+    lines = read_jsonl(data_dir / "superglue" / "MultiRC" / "val.jsonl")
+    nested = [(line["idx"], q["idx"], a["idx"], a["label"]) for line in lines
+              for q in line["passage"]["questions"] for a in q["answers"]]
+    assert [(r["idx"]["paragraph"], r["idx"]["question"], r["idx"]["answer"], r["label"]) for r in valid] == nested
+    assert len(train) == sum(len(q["answers"]) for line in read_jsonl(data_dir / "superglue" / "MultiRC" / "train.jsonl")
+                             for q in line["passage"]["questions"])
+
+
+def test_multirc_counts_on_the_staged_data(staged_data):
+    """The official release flattens to 27243 training and 4848 validation answer rows."""
+    from zobench.tasks._superglue import load_rows
+
+    multirc = importlib.import_module("zobench.tasks.multirc")
+    train, valid, _ = load_rows("multirc", staged_data, multirc.TASK.source)
     assert (len(train), len(valid)) == (27243, 4848)
-    assert [r["idx"] for r in valid[:3]] == [{"paragraph": 0, "question": 0, "answer": a} for a in range(3)]
 
 
 def test_missing_split_without_hub_is_one_line_user_error(data_dir, monkeypatch):
@@ -147,3 +160,39 @@ def test_every_classification_task_trains_as_classification_and_copa_record_on_t
     losses = {name: get_task(name).train_loss for name in ("rte", "cb", "boolq", "wsc", "wic", "multirc",
                                                            "copa", "record", "sst2")}
     assert {n for n, loss in losses.items() if loss == "option-lm"} == {"copa", "record"}
+
+
+# Every task that reads files in the staged layout, with the folder it reads.
+FILE_TASKS = {"sst2": "glue/SST-2", "rte": "superglue/RTE", "cb": "superglue/CB", "copa": "superglue/COPA",
+              "wic": "superglue/WiC", "wsc": "superglue/WSC.fixed", "multirc": "superglue/MultiRC",
+              "record": "superglue/ReCoRD", "squad": "squad", "drop": "drop"}
+
+
+@pytest.mark.parametrize("name", sorted(FILE_TASKS))
+def test_every_task_loads_from_the_data_dir(data_dir, name):
+    """Each task reads its files (no hub): the requested sizes, its own options, a gold label among them,
+    answers for generation tasks; the same seed gives the same splits."""
+    folder = data_dir / FILE_TASKS[name]
+    if not folder.is_dir():
+        pytest.skip(f"{FILE_TASKS[name]} is not staged in {data_dir}")
+    task = get_task(name)
+    sizes = {"train": 8, "dev": 4, "test": 4}
+    splits = task.load(data_dir, sizes, 0)
+    assert splits.sizes == sizes and splits.source == str(folder)
+    for example in splits.train + splits.dev + splits.test:
+        assert isinstance(example.prompt, str) and example.prompt and 0 <= example.label < len(example.options)
+        assert set(example.correct) <= set(range(len(example.options)))
+        if task.metric == "f1":
+            assert example.answers and example.options == (f"{example.answers[0]}\n",)
+    assert task.load(data_dir, sizes, 0) == splits
+
+
+def test_boolq_release_lines_lose_their_title(data_dir):
+    """BoolQ's staged split is validation only: its release lines read as google/boolq rows (title gone)."""
+    boolq = importlib.import_module("zobench.tasks.boolq")
+    lines = read_jsonl(data_dir / "superglue" / "BoolQ" / "val.jsonl")
+    for line in lines[:8]:
+        (row,) = boolq.from_local(line)
+        assert row["passage"] == line["passage"].split(" -- ", 1)[1] and row["answer"] is bool(line["label"])
+        ex = boolq.TASK.to_example(row)
+        assert ex.prompt.startswith(row["passage"]) and ex.prompt.endswith("?\n") and ex.label == (0 if row["answer"] else 1)

@@ -10,26 +10,35 @@ from zobench.tasks import get_task, task_names
 
 
 def test_sst2_follows_mezo_sampling(data_dir):
-    """1000 train + 500 dev drawn from train with the data seed; test = the 872 validation rows."""
+    """train + dev drawn from the train file with the data seed (dev the last), test from the dev file."""
     task = get_task("sst2")
-    splits = task.load(data_dir, task.default_sizes, 0)
-    assert splits.sizes == {"train": 1000, "dev": 500, "test": 872}
-    assert all(ex.prompt.endswith(" It was") and ex.options == ("terrible", "great") for ex in splits.train[:50])
-    # MeZO: np.random.seed(0); perm = np.random.permutation(len(train)); train+dev = perm[:1500], dev = the last 500.
+    sizes = {"train": 20, "dev": 10, "test": 15}
+    splits = task.load(data_dir, sizes, 0)
+    assert all(ex.prompt.endswith(" It was") and ex.options == ("terrible", "great") for ex in splits.train)
+    # MeZO: np.random.seed(0); perm = np.random.permutation(len(train)); train+dev = perm[:30], dev = the last 10.
     import csv
 
     import numpy as np
 
     with open(data_dir / "glue" / "SST-2" / "train.tsv", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    with open(data_dir / "glue" / "SST-2" / "dev.tsv", newline="") as f:
+        n_valid = len(list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)))
+    assert splits.sizes == {"train": 20, "dev": 10, "test": min(15, n_valid)}
     np.random.seed(0)
     perm = np.random.permutation(len(rows))
-    assert [e.prompt for e in splits.train] == [rows[i]["sentence"].strip() + " It was" for i in perm[:1000]]
-    assert [e.label for e in splits.dev] == [int(rows[i]["label"]) for i in perm[1000:1500]]
-    again = task.load(data_dir, task.default_sizes, 0)
+    assert [e.prompt for e in splits.train] == [rows[i]["sentence"].strip() + " It was" for i in perm[:20]]
+    assert [e.label for e in splits.dev] == [int(rows[i]["label"]) for i in perm[20:30]]
+    again = task.load(data_dir, sizes, 0)
     assert again.train == splits.train and again.test == splits.test
-    other = task.load(data_dir, task.default_sizes, 1)
+    other = task.load(data_dir, sizes, 1)
     assert other.train != splits.train
+
+
+def test_sst2_default_sizes_on_the_staged_data(staged_data):
+    """MeZO's 1000 train + 500 dev; test = all 872 validation rows (fewer than 1000)."""
+    task = get_task("sst2")
+    assert task.load(staged_data, task.default_sizes, 0).sizes == {"train": 1000, "dev": 500, "test": 872}
 
 
 def test_synthetic_is_deterministic_balanced_and_disjoint():
@@ -60,19 +69,6 @@ def test_option_tokens_are_the_scored_ones(tiny):
     assert bytes(i - 3 for i in enc.sequences[1][-6:]) == b" right"
 
 
-def test_batched_and_single_scoring_agree(tiny):
-    """Left padding and logits_to_keep do not change scores or predictions."""
-    model, tokenizer = tiny
-    sst_like = get_task("synthetic").load(None, {"train": 2, "dev": 2, "test": 12}, 3).test
-    encoded = encode(tokenizer, sst_like, 256)
-    with torch.no_grad():
-        batched = option_scores(model, collate(encoded, 0))
-        single = torch.cat([option_scores(model, collate([e], 0)) for e in encoded])
-    torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
-    assert torch.equal(batched.argmax(-1), single.argmax(-1))
-    assert accuracy(model, encoded, 0, "cpu", 4) == accuracy(model, encoded, 0, "cpu", 1000)
-
-
 def test_scoring_forwards_build_no_kv_cache(tiny, tiny_batch):
     """Scoring never decodes, so its forwards return no KV cache: a cache holds every layer's K and V until the
     forward ends and would count towards the floor's and every ZO method's peak memory."""
@@ -87,37 +83,38 @@ def test_scoring_forwards_build_no_kv_cache(tiny, tiny_batch):
     assert len(outputs) == 1 and outputs[0].past_key_values is None
 
 
-@pytest.mark.parametrize("name", ["cb", "copa"])
-def test_batched_and_single_scoring_agree_on_superglue_tasks(tiny, data_dir, name):
-    """Three options (CB) and options of different lengths after a space (COPA): batched scoring,
-    one example at a time and evaluate at any batch size give the same scores and predictions."""
+def scoring_examples(data_dir) -> list:
+    """Two-option synthetic prompts, three-option CB and COPA's options of different lengths after a space."""
+    synthetic = get_task("synthetic").load(None, {"train": 2, "dev": 2, "test": 4}, 3).test
+    sizes = {"train": 4, "dev": 4, "test": 4}
+    return synthetic + get_task("cb").load(data_dir, sizes, 0).test[:3] + get_task("copa").load(data_dir, sizes, 0).test[:3]
+
+
+def test_batched_and_single_scoring_agree(tiny, data_dir):
+    """Left padding, logits_to_keep and mixing option counts in a batch change no score, prediction or
+    loss: batched option scores equal one sequence at a time, and evaluate at any batch size equals the
+    mean of one example at a time (option-lm: its token-mean loss is the same at any batch size)."""
     model, tokenizer = tiny
-    task = get_task(name)
-    examples = task.load(data_dir, task.default_sizes, 0).test[:6]
+    examples = scoring_examples(data_dir)
     encoded = encode(tokenizer, examples, 512)
+    hits = 0  # examples whose best single-sequence score is a correct option
     with torch.no_grad():
-        batched = option_scores(model, collate(encoded, 0))
-        single = torch.cat([option_scores(model, collate([e], 0)) for e in encoded])
-    assert batched.shape == (6, len(examples[0].options))
-    torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
-    assert torch.equal(batched.argmax(-1), single.argmax(-1))
-    loss = task.train_loss
-    small, large = (evaluate(model, encoded, 0, "cpu", n, loss) for n in (3, 1000))
-    assert small[0] == large[0] == float((batched.argmax(-1) == torch.tensor([e.label for e in examples])).float().mean())
-    assert small[1] == pytest.approx(large[1], rel=1e-5)
-
-
-def test_examples_with_different_option_counts_evaluate_together(tiny, data_dir):
-    """ReCoRD-like lists (2 and 3 options mixed) evaluate the same at any batch size as one by one."""
-    model, tokenizer = tiny
-    mixed = []
-    for name in ("cb", "copa"):
-        task = get_task(name)
-        mixed += task.load(data_dir, task.default_sizes, 0).test[:3]
-    encoded = encode(tokenizer, mixed, 128)
+        for n_options in {len(e.options) for e in examples}:  # option_scores batches one option count
+            same = [e for e in encoded if len(e.sequences) == n_options]
+            batched = option_scores(model, collate(same, 0))
+            single = torch.cat([option_scores(model, collate([e], 0)) for e in same])
+            assert batched.shape == (len(same), n_options)
+            torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
+            assert torch.equal(batched.argmax(-1), single.argmax(-1))
+            hits += sum(int(best) in e.correct for best, e in zip(single.argmax(-1), same))
     one_by_one = [evaluate(model, [e], 0, "cpu", 1) for e in encoded]
     accuracy_each = sum(a for a, _ in one_by_one) / len(encoded)
-    loss_each = sum(loss for _, loss in one_by_one) / len(encoded)
+    loss_each = sum(loss for _, loss in one_by_one) / len(encoded)  # classification: a mean over examples
     for batch_sequences in (2, 5, 1000):
         acc, loss = evaluate(model, encoded, 0, "cpu", batch_sequences)
         assert acc == pytest.approx(accuracy_each) and loss == pytest.approx(loss_each, rel=1e-5)
+    # option-lm's loss is a mean over all gold-option tokens: the same at any batch size.
+    lm = [evaluate(model, encoded, 0, "cpu", n, "option-lm") for n in (1, 2, 5, 1000)]
+    assert all(acc == pytest.approx(accuracy_each) and loss == pytest.approx(lm[0][1], rel=1e-5) for acc, loss in lm)
+    assert accuracy_each == pytest.approx(hits / len(encoded))
+    assert accuracy(model, encoded, 0, "cpu", 4) == accuracy(model, encoded, 0, "cpu", 1000) == pytest.approx(accuracy_each)

@@ -85,6 +85,7 @@ def test_cpu_peak_memory_moves_by_a_known_allocation_per_phase():
     assert {phase for _, phase, _ in result["rss_timeline"]} >= {"idle", "train"}
 
 
+@pytest.mark.integration
 def test_calibration_cli_writes_json_and_rejects_bad_input(tmp_path):
     """`python -m zobench.calibrate` exits 0 and writes its verdicts when every source is within ±10%; bad input
     is one line on stderr and exit 2."""

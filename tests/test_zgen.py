@@ -22,6 +22,7 @@ def big_stream() -> torch.Tensor:
     return _zgen.draw((N_STATS,), seed=2024, tensor_index=0)
 
 
+@pytest.mark.integration
 def test_triton_interpreter_writes_the_same_bits_as_the_cpu_kernel(tmp_path):
     """The Triton kernel (run by TRITON_INTERPRET=1 on CPU) and the C++ kernel agree bit for bit:
     fp32/bf16/fp16/fp64, one and two terms, unaligned offsets, both families, and sharded launches."""

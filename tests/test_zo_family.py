@@ -8,26 +8,16 @@ import math
 
 import pytest
 import torch
+from quadratic import Quadratic
 
 from zobench.api import TrainingPlan
 from zobench.methods import forward_grad, hizoo, mezo_svrg, zo_adam, zo_cons, zo_momentum, zo_sign
 from zobench.methods._zo import draw_step_seed, gaussian_directions
 
 
-class Quadratic(torch.nn.Module):
-    """f(θ) = ½·Σ h_i θ_i² over a weight (3) and a bias (1), the loss computed in fp64."""
-
-    def __init__(self, dtype=torch.float64):
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.tensor([0.5, -1.0, 0.25], dtype=dtype))
-        self.bias = torch.nn.Parameter(torch.tensor([2.0], dtype=dtype))
-        self.h = torch.tensor([1.0, 3.0, 10.0, 2.0], dtype=torch.float64)
-
-    def loss(self) -> torch.Tensor:
-        return f(self.weight.double(), self.bias.double(), self.h)
-
-    def theta(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.weight.detach().clone(), self.bias.detach().clone()
+def quadratic(dtype=torch.float64) -> Quadratic:
+    """f(θ) = ½·Σ h_i θ_i² over a weight (3) and a bias (1), the loss computed in fp64 (= f below)."""
+    return Quadratic([0.5, -1.0, 0.25], [2.0], h=[1.0, 3.0, 10.0, 2.0], dtype=dtype)
 
 
 def f(w, b, h) -> torch.Tensor:
@@ -57,7 +47,7 @@ def close(actual, expected, tol=1e-12):
 
 def test_sign_with_sgd_steps_along_sign_of_c_times_z():
     """Code form with SGD: Δθ = −lr·sign(c)·z (MeZO with |c| dropped)."""
-    model, lr, eps, seed = Quadratic(), 0.01, 1e-3, 3
+    model, lr, eps, seed = quadratic(), 0.01, 1e-3, 3
     w0, b0 = model.theta()
     method = zo_sign.build(model, zo_sign.Args(lr=lr, eps=eps, base_optimizer="sgd"), seed)
     method.step(model.loss)
@@ -71,7 +61,7 @@ def test_sign_with_sgd_steps_along_sign_of_c_times_z():
 
 def test_sign_paper_form_steps_along_elementwise_sign():
     """Paper form: Δθ = −lr·sign(c·z) elementwise (every coordinate moves by exactly lr)."""
-    model, lr, eps, seed = Quadratic(), 0.01, 1e-3, 4
+    model, lr, eps, seed = quadratic(), 0.01, 1e-3, 4
     w0, b0 = model.theta()
     method = zo_sign.build(model, zo_sign.Args(lr=lr, eps=eps, base_optimizer="sgd", sign="elementwise"), seed)
     method.step(model.loss)
@@ -84,7 +74,7 @@ def test_sign_paper_form_steps_along_elementwise_sign():
 
 def test_sign_with_hf_adamw_first_step_is_near_elementwise_sign():
     """Code default (HF AdamW, bias-corrected, eps outside): step 1 is −lr·g·√(1−β₂)/(√(1−β₂)|g| + 1e-8), g = sign(c)·z."""
-    model, lr, eps, seed = Quadratic(), 0.01, 1e-3, 5
+    model, lr, eps, seed = quadratic(), 0.01, 1e-3, 5
     w0, b0 = model.theta()
     method = zo_sign.build(model, zo_sign.Args(lr=lr, eps=eps), seed)
     method.step(model.loss)
@@ -103,7 +93,7 @@ def test_sign_with_hf_adamw_first_step_is_near_elementwise_sign():
 
 def test_momentum_two_steps_match_torch_sgd_momentum_by_hand():
     """b₁ = c₁z₁, b₂ = μ·b₁ + c₂z₂ (c₂ at θ₁), θ₂ = θ₀ − lr·c₁z₁ − lr·b₂."""
-    model, lr, eps, seed, mu = Quadratic(), 0.01, 1e-3, 6, 0.9
+    model, lr, eps, seed, mu = quadratic(), 0.01, 1e-3, 6, 0.9
     w0, b0 = model.theta()
     method = zo_momentum.build(model, zo_momentum.Args(lr=lr, eps=eps, momentum=mu), seed)
     method.step(model.loss)
@@ -123,7 +113,7 @@ def test_momentum_two_steps_match_torch_sgd_momentum_by_hand():
 def test_cons_with_sgd_keeps_the_best_of_three_candidates_in_five_forwards(lr):
     """Paper form (SGD): θ_new = argmin{f(θ), f(θ − lr·c·z), f(θ + lr·c·z)}, 5 forwards; at lr 5 the
     step overshoots and θ stays put; the logged loss is f(θ − lr·c·z) (the code's loss1)."""
-    model, eps, seed = Quadratic(), 1e-3, 7
+    model, eps, seed = quadratic(), 1e-3, 7
     w0, b0 = model.theta()
     method = zo_cons.build(model, zo_cons.Args(lr=lr, eps=eps, base_optimizer="sgd"), seed)
     calls = []
@@ -144,7 +134,7 @@ def test_cons_with_sgd_keeps_the_best_of_three_candidates_in_five_forwards(lr):
 
 def test_cons_with_hf_adamw_advances_adam_two_or_three_times_per_step():
     """Code form (the sweeps' HF AdamW): each candidate move is an Adam step, 2 or 3 per ZO step."""
-    model = Quadratic()
+    model = quadratic()
     method = zo_cons.build(model, zo_cons.Args(lr=0.01, eps=1e-3), 8)
     counts = []
     for _ in range(6):
@@ -159,7 +149,7 @@ def test_cons_with_hf_adamw_advances_adam_two_or_three_times_per_step():
 
 def test_zo_adam_equals_torch_adam_fed_dense_c_z_for_three_steps():
     """In fp32, three ZO-Adam steps equal torch.optim.Adam fed grad = c·z (same seeds) to 1e-7."""
-    model, lr, eps, seed = Quadratic(torch.float32), 1e-2, 1e-3, 9
+    model, lr, eps, seed = quadratic(torch.float32), 1e-2, 1e-3, 9
     method = zo_adam.build(model, zo_adam.Args(lr=lr, eps=eps), seed)
     ref_w = torch.nn.Parameter(model.weight.detach().clone())
     ref_b = torch.nn.Parameter(model.bias.detach().clone())
@@ -245,7 +235,7 @@ def hizoo_by_hand(estimator, model, w0, b0, z, eps, lr, alpha):
 @pytest.mark.parametrize("estimator", ["code2025", "code2024", "paper"])
 def test_hizoo_one_step_by_hand(estimator):
     """Each estimator's H and θ after one step match its formulas (fp64, to 1e-10); 4 forwards."""
-    model, lr, eps, alpha, seed = Quadratic(), 0.01, 1e-2, 0.1, 11
+    model, lr, eps, alpha, seed = quadratic(), 0.01, 1e-2, 0.1, 11
     w0, b0 = model.theta()
     method = hizoo.build(model, hizoo.Args(lr=lr, eps=eps, alpha=alpha, estimator=estimator), seed)
     calls = []
@@ -262,14 +252,14 @@ def test_hizoo_code2024_and_code2025_differ_after_one_step():
     """The two code generations scale the step oppositely once ΔL₂ ≠ 0."""
     results = []
     for estimator in ("code2025", "code2024"):
-        model = Quadratic()
+        model = quadratic()
         hizoo.build(model, hizoo.Args(lr=0.01, eps=1e-2, alpha=0.1, estimator=estimator), 12).step(model.loss)
         results.append(model.weight.detach().clone())
     assert not torch.allclose(results[0], results[1])
 
 
 def test_hizoo_without_the_logging_forward_spends_three():
-    model = Quadratic()
+    model = quadratic()
     method = hizoo.build(model, hizoo.Args(log_forward="none"), 0)
     calls = []
     method.step(lambda: calls.append(1) or model.loss())
@@ -451,6 +441,7 @@ def test_inspect_reports_the_expected_state_bytes():
         assert f"optimizer state: {expected:,} bytes" in format_summary(summary)
 
 
+@pytest.mark.integration
 def test_zo_adam_train_phase_vmhwm_rises_by_its_state_over_mezo(tmp_path):
     """On CPU, a ~100M-parameter model in fp32: the train phase's RSS high-water mark of zo-adam
     exceeds mezo's by Adam's m and v (2 × 4 bytes a parameter) to within 10%. Each cell runs in
