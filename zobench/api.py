@@ -257,6 +257,23 @@ class Tracker(Protocol):
     def finish(self, failed: bool) -> Measured: ...
 
 
+class PhaseTracker:
+    """A base for trackers that watch phases only: the step and evaluation calls do nothing.
+    Subclasses implement ``phase`` and ``finish``."""
+
+    def start(self, training: TrainingStart) -> None:
+        pass
+
+    def before_step(self, step: int) -> None:
+        pass
+
+    def after_step(self, step: int, loss: float, tokens: int) -> list[Event]:
+        return []
+
+    def on_eval(self, step: int, dev_loss: float | None, params: list[torch.Tensor] | None) -> list[Event]:
+        return []
+
+
 TrackerFactory = Callable[[TrackerContext], Tracker]  # what zobench/trackers/registry.py lists
 
 

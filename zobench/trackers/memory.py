@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from zobench.api import Event, Measured, TrackerContext, TrainingStart
+from zobench.api import Measured, PhaseTracker, TrackerContext
 from zobench.trackers.heap import current_rss_bytes, live_tensor_bytes, return_freed_memory
 from zobench.trackers.monitor import Monitor
 
@@ -67,7 +67,7 @@ def _max(a, b):
     return b if a is None else a if b is None else max(a, b)
 
 
-class PhaseMemory:
+class PhaseMemory(PhaseTracker):
     def __init__(self, device: str, monitor: Monitor | None, cuda_baseline: dict[str, Any] | None = None,
                  trim_heap: bool = True):
         self.trim_heap = trim_heap  # False only to show calibration what the trim prevents
@@ -148,18 +148,6 @@ class PhaseMemory:
     # The Tracker protocol: phases are all it needs; it measures even after a failure (an OOM's peak is a result).
     def phase(self, name: str) -> None:
         self.enter(name)
-
-    def start(self, training: TrainingStart) -> None:
-        pass
-
-    def before_step(self, step: int) -> None:
-        pass
-
-    def after_step(self, step: int, loss: float, tokens: int) -> list[Event]:
-        return []
-
-    def on_eval(self, step: int, dev_loss: float | None, params: list[torch.Tensor] | None) -> list[Event]:
-        return []
 
     def finish(self, failed: bool = False) -> Measured:
         """Flat metrics (``<phase>_<source>`` keys, the headline peak with its source), the record's

@@ -20,7 +20,7 @@ import os
 import time
 from typing import Any
 
-from zobench.api import Event, Measured, TrackerContext, TrainingStart
+from zobench.api import Measured, PhaseTracker, TrackerContext
 
 NVML_INTERVAL_S = 0.01
 RSS_INTERVAL_S = 0.1  # the timeline only; also the pace when there is no NVML to poll
@@ -201,7 +201,7 @@ def _monitor_main(conn, pid: int, uuid: str | list[str] | None) -> None:
             next_rss = time.monotonic() + RSS_INTERVAL_S
 
 
-class Monitor:
+class Monitor(PhaseTracker):
     """The cell's handle on its monitor process."""
 
     def __init__(self, proc, conn, ready: dict[str, Any]):
@@ -240,18 +240,6 @@ class Monitor:
     # The Tracker protocol: the monitor only watches phases; every figure comes at the end.
     def phase(self, name: str) -> None:
         self.mark(name)
-
-    def start(self, training: TrainingStart) -> None:
-        pass
-
-    def before_step(self, step: int) -> None:
-        pass
-
-    def after_step(self, step: int, loss: float, tokens: int) -> list[Event]:
-        return []
-
-    def on_eval(self, step: int, dev_loss: float | None, params: list | None) -> list[Event]:
-        return []
 
     def finish(self, failed: bool) -> Measured:
         """Its own cost as metrics, the RSS timeline as a series, the raw figures as its section."""
