@@ -16,9 +16,9 @@ from zobench.formatting import human_bytes, human_seconds
 
 
 class Progress:
-    def __init__(self, total_cells: int, stream=sys.stderr):
+    def __init__(self, total_cells: int, stream=None):
         self.total = total_cells
-        self.stream = stream
+        self.stream = stream or sys.stderr  # read now, not at import: the CLI's stderr may be swapped (tests)
         self.done = 0
         self.durations: list[float] = []
         self.bar: tqdm | None = None

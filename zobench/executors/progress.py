@@ -13,8 +13,9 @@ from zobench.formatting import human_seconds
 
 
 class PoolProgress:
-    def __init__(self, total_cells: int, stream=sys.stderr):
-        self.total, self.stream = total_cells, stream
+    def __init__(self, total_cells: int, stream=None):
+        self.total = total_cells
+        self.stream = stream or sys.stderr  # read now, not at import: the CLI's stderr may be swapped (tests)
         self.done = self.running = 0
         self.max_running = 1
         self.durations: list[float] = []
