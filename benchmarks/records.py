@@ -15,7 +15,7 @@ import math
 import os
 
 from zobench import load_results
-from zobench.records import OK_STATUSES, mean_over_seeds, unit_key
+from zobench.results.records import OK_STATUSES, mean_over_seeds, unit_key
 
 
 def _records():

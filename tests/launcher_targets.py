@@ -27,11 +27,11 @@ def killed(payload, emit):
 
 
 def cell_whose_step_fails(payload, emit):
-    """The real cell entry (zobench.worker.execute_cell) with the floor's step raising, after one real
+    """The real cell entry (zobench.run.worker.execute_cell) with the floor's step raising, after one real
     forward, the exception ``payload["raise"]`` names: torch.OutOfMemoryError, as a CUDA allocation
     raises it, or ValueError. The patch lives in this spawned child only."""
     from zobench.methods import floor
-    from zobench.worker import execute_cell
+    from zobench.run.worker import execute_cell
 
     exception = {"oom": torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
                  "value": ValueError("not a memory problem")}[payload["raise"]]
@@ -46,7 +46,7 @@ def cell_whose_step_fails(payload, emit):
 
 def _cell_record(payload):
     from zobench.api import Cell
-    from zobench.worker import new_record
+    from zobench.run.worker import new_record
 
     cell = Cell(**payload["cell"])
     return cell, new_record(cell)

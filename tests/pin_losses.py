@@ -1,5 +1,5 @@
 """Pinned trajectories: every method, 3 steps on random:tiny-llama with fixed seeds, run through the
-real cell path (zobench.worker.execute_cell, in this process) and compared to tests/pinned_losses.json.
+real cell path (zobench.run.worker.execute_cell, in this process) and compared to tests/pinned_losses.json.
 
 A refactor of the worker, the scoring or a method must leave these numbers as they are. When a change
 of the trajectory is intended (a method's fix, a new default), regenerate the pins and commit them
@@ -76,7 +76,7 @@ def pinned_cell(name: str, args: dict[str, Any]):
 
 def run_pinned(name: str, args: dict[str, Any]) -> dict[str, Any]:
     """Run the pinned cell in this process; the figures a pin holds, or AssertionError if it failed."""
-    from zobench.worker import execute_cell
+    from zobench.run.worker import execute_cell
 
     record = execute_cell({"cell": pinned_cell(name, args).to_dict(), "data_dir": None}, lambda kind, data: None)
     assert record["status"] == "ok", f"{name}: status {record['status']}: {record.get('traceback') or record['error']}"

@@ -27,10 +27,10 @@ from typer.testing import CliRunner
 from zobench.api import UserError
 from zobench.cli import app
 from zobench.paths import checked_child
-from zobench.records import scan
-from zobench.store import WriteError, atomic_write_text, load_results, record_path, write_record
-from zobench.suite import expand, parse_suite
-from zobench.worker import new_record
+from zobench.results.records import scan
+from zobench.results.store import WriteError, atomic_write_text, load_results, record_path, write_record
+from zobench.run.suite import expand, parse_suite
+from zobench.run.worker import new_record
 
 BASE = {
     "name": "bad", "models": ["random:tiny-llama"], "tasks": ["synthetic"], "methods": {"mezo": {}},
@@ -599,7 +599,7 @@ def test_two_runs_on_one_results_dir_run_each_cell_once(tmp_path):
 
 def test_a_live_claim_is_skipped_in_process(tmp_path):
     """A cell a live owner holds is not run: one progress line, no record."""
-    from zobench.claims import try_claim
+    from zobench.run.claims import try_claim
 
     cell = expand(parse_suite(yaml.safe_dump(BASE), "t"))[0]
     results = tmp_path / "res"
@@ -616,7 +616,7 @@ def test_a_live_claim_is_skipped_in_process(tmp_path):
 def test_non_finite_weights_end_the_cell_as_diverged():
     """AdamW at lr 3e37: after two steps the loss is still finite (ln 2), the weights are not (fp32 overflow).
     The end-of-training check makes the cell `diverged`, with a non_finite_params event."""
-    from zobench.worker import execute_cell
+    from zobench.run.worker import execute_cell
 
     spec = {**BASE, "methods": {"ft": {"lr": 3e37}}, "steps": 2, "warmup_steps": 0}
     cell = expand(parse_suite(yaml.safe_dump(spec), "t"))[0]
@@ -629,7 +629,7 @@ def test_non_finite_weights_end_the_cell_as_diverged():
 def test_param_check_sees_one_bad_tensor():
     import torch
 
-    from zobench.trackers.divergence import DivergenceTracker
+    from zobench.measure.divergence import DivergenceTracker
 
     tracker = DivergenceTracker()
     good, bad = torch.ones(3), torch.tensor([1.0, float("inf")])
@@ -644,7 +644,7 @@ def test_the_cell_enforces_its_own_deadline_and_removes_its_scratch(tmp_path):
 
     import launcher_targets
 
-    from zobench.launcher import _child_main
+    from zobench.run.launcher import _child_main
 
     scratch = tmp_path / "scratch"
     (scratch / "zobench-best-x").mkdir(parents=True)
@@ -663,7 +663,7 @@ def test_the_cells_temporary_files_go_to_the_parents_scratch_folder():
     """The best-on-dev checkpoint is a temporary file: it lands in the folder the parent removes."""
     import launcher_targets
 
-    from zobench.launcher import run_isolated
+    from zobench.run.launcher import run_isolated
 
     outcome = run_isolated(launcher_targets.temp_dir, None, timeout_s=120)
     assert outcome.status == "ok" and Path(outcome.result).name.startswith("zobench-cell-")

@@ -15,10 +15,10 @@ from zobench.methods._tt import ADAPTER_PRESETS_64, LORA_PRESETS_8, TTLinear, tt
 from zobench.models import load_model
 from zobench.registry import make_args, method_module
 from zobench.scoring.causal_lm import classification_loss, collate, encode, loss_in_model_dtype
-from zobench.suite import Overrides, expand, load_suite
+from zobench.run.suite import Overrides, expand, load_suite
 from zobench.tasks import get_task
-from zobench import worker
-from zobench.worker import batch_plan, batches, execute_cell
+from zobench.run import worker
+from zobench.run.worker import batch_plan, batches, execute_cell
 
 STEPS = 20
 # Learning rates at which the tiny random model's loss visibly falls within 20 steps.

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from zobench.api import Measured, Tracker
-from zobench.cell_record import CellRecord
-from zobench.suite import Overrides, expand, load_suite
-from zobench.trackers import registry
-from zobench.worker import execute_cell
+from zobench.run.cell_record import CellRecord
+from zobench.run.suite import Overrides, expand, load_suite
+from zobench.measure import registry
+from zobench.run.worker import execute_cell
 
 KEYS = json.loads((Path(__file__).parent / "record_keys_mezo_cpu.json").read_text())
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from zobench.api import UserError
-from zobench.claims import Claim, claim_path, is_stale, live_claims, try_claim
+from zobench.run.claims import Claim, claim_path, is_stale, live_claims, try_claim
 from zobench.paths import check_name, check_sha, checked_child
 
 

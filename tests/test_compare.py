@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from zobench.cli import app
-from zobench.store import write_record
+from zobench.results.store import write_record
 
 SMOKE = "random-tiny-llama--synthetic--{label}--s{seed}"
 
@@ -221,9 +221,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(smoke_records, tmp_p
 
 
 def test_every_gate_metric_has_a_default_threshold():
-    """The gate's metrics and zobench.thresholds' defaults name the same keys, in the same order, plus alpha:
+    """The gate's metrics and zobench.results.thresholds' defaults name the same keys, in the same order, plus alpha:
     a metric without a default would fail at its first comparison, not when the suite is parsed."""
-    from zobench.compare import METRICS
-    from zobench.thresholds import DEFAULT_THRESHOLDS
+    from zobench.results.compare import METRICS
+    from zobench.results.thresholds import DEFAULT_THRESHOLDS
 
     assert [m.key for m in METRICS] + ["alpha"] == list(DEFAULT_THRESHOLDS)

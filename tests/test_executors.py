@@ -15,14 +15,14 @@ import pytest
 import launcher_targets as targets
 from executor_cells import devices_of, make_cell, overlapping
 from zobench.api import Executor, UserError
-from zobench.claims import try_claim
-from zobench.executors import executor_spec
-from zobench.executors.devices import Need, check_fits, cuda_visible, pack, parse_gpus
-from zobench.executors.driver import drive
-from zobench.executors.local import LocalExecutor
-from zobench.store import record_path
-from zobench.trackers.contention import assess
-from zobench.trackers.monitor import Monitor
+from zobench.run.claims import try_claim
+from zobench.run.executors import executor_spec
+from zobench.run.executors.devices import Need, check_fits, cuda_visible, pack, parse_gpus
+from zobench.run.executors.driver import drive
+from zobench.run.executors.local import LocalExecutor
+from zobench.results.store import record_path
+from zobench.measure.contention import assess
+from zobench.measure.monitor import Monitor
 
 
 def test_pack_gives_each_cell_its_own_gpus_first_fit():
@@ -164,9 +164,9 @@ def test_monitor_counts_other_processes_cpu_and_marks_contended():
 def test_status_reads_records_and_live_claims(tmp_path):
     """status: a stored ok record is done, an error record failed, a live claim running (with its job id);
     cancel leaves claims it cannot cancel (not Slurm) in place and names them."""
-    from zobench.executors.status import cancel_suite, cell_states
-    from zobench.store import write_record
-    from zobench.worker import new_record
+    from zobench.run.executors.status import cancel_suite, cell_states
+    from zobench.results.store import write_record
+    from zobench.run.worker import new_record
 
     done, failed, running = (make_cell(i, device="cpu") for i in range(3))
     for cell, status in ((done, "ok"), (failed, "error")):

@@ -15,9 +15,9 @@ import ray  # in the test extra: a missing Ray fails these tests, never skips th
 
 import launcher_targets as targets
 from executor_cells import devices_of, make_cell, overlapping
-from zobench.executors.driver import drive
-from zobench.executors.ray import RayExecutor
-from zobench.store import record_path
+from zobench.run.executors.driver import drive
+from zobench.run.executors.ray import RayExecutor
+from zobench.results.store import record_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
 TESTS = str(Path(__file__).resolve().parent)

@@ -9,9 +9,9 @@ import pytest
 
 from zobench.api import UserError
 from zobench.scoring.generation import best_exact_match, best_f1, generate_answers, normalize_answer, prompt_ids, token_f1
-from zobench.suite import Overrides, expand, load_suite
+from zobench.run.suite import Overrides, expand, load_suite
 from zobench.tasks import get_task
-from zobench.worker import execute_cell
+from zobench.run.worker import execute_cell
 
 SQUAD_ROW = {"id": "q1", "title": "Normandy", "context": "The Normans were in France.",
              "question": " In what country is Normandy located? ",

@@ -9,9 +9,10 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
-from zobench import figures, load_results
+from zobench import load_results
+from zobench.results import figures
 from zobench.cli import app
-from zobench.store import read_record, write_record
+from zobench.results.store import read_record, write_record
 
 HOSTILE = '<img src="x" id="injected">'
 

@@ -8,9 +8,9 @@ import time
 import launcher_targets as targets
 import pytest
 
-from zobench.executors.entry import run_cell
-from zobench.launcher import run_isolated
-from zobench.suite import Overrides, expand, load_suite
+from zobench.run.executors.entry import run_cell
+from zobench.run.launcher import run_isolated
+from zobench.run.suite import Overrides, expand, load_suite
 
 pytestmark = pytest.mark.integration  # every test here spawns the cell's process
 

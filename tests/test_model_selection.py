@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from zobench.checkpoint import BestOnDev
+from zobench.run.checkpoint import BestOnDev
 from tests.test_worker_and_trackers import run_in_process, smoke_cell
 
 

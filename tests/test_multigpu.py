@@ -7,9 +7,9 @@ import pytest
 
 from executor_cells import make_cell
 from zobench.api import Cell, UserError
-from zobench.multigpu import cell_gpus
-from zobench.suite import expand, parse_suite
-from zobench.trackers.nvml import combine_samples
+from zobench.run.multigpu import cell_gpus
+from zobench.run.suite import expand, parse_suite
+from zobench.measure.nvml import combine_samples
 
 SUITE = """
 name: mg

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from conftest import REPO
 from zobench import load_results
 from zobench.cli import app
-from zobench.store import read_record, write_record
+from zobench.results.store import read_record, write_record
 
 # The smoke suite cut to three labels (the flow needs no more), with a step-time threshold that a
 # shared 2-core CI machine cannot trip: this test is about the flow; test_compare.py tests the gate's decisions.

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from zobench.scoring.causal_lm import collate, encode, evaluate, option_lm_loss, option_scores, train_batch_examples
-from zobench.suite import Overrides, expand, load_suite
+from zobench.run.suite import Overrides, expand, load_suite
 from zobench.tasks import Example, get_task
-from zobench.worker import execute_cell
+from zobench.run.worker import execute_cell
 
 
 def copa_examples(data_dir, n=6):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from zobench.calibrate import phase_reset_case
+from zobench.measure.calibrate import phase_reset_case
 
 from test_cli import zobench
 

@@ -1,6 +1,6 @@
 """Pinned losses: every method's first 3 steps on random:tiny-llama equal the committed values.
 
-Each method runs the real cell path (zobench.worker.execute_cell, in this process: data, scoring,
+Each method runs the real cell path (zobench.run.worker.execute_cell, in this process: data, scoring,
 the method's build with its plan, the loop, both evaluations) with fixed seeds on CPU in fp32, where
 the arithmetic is deterministic. The per-step train losses and the dev curve must match
 tests/pinned_losses.json to a relative 1e-6, the forwards and the variant exactly. So a refactor that

@@ -9,7 +9,7 @@ from transformers import ByT5Tokenizer, PreTrainedTokenizerFast
 
 from zobench.api import UserError
 from zobench.scoring.causal_lm import collate, encode, special_prefix
-from zobench.suite import expand, load_suite, parse_suite
+from zobench.run.suite import expand, load_suite, parse_suite
 from zobench.tasks import RandomTokens, get_task, task_names
 from zobench.tasks.random_tokens import LENGTHS
 
@@ -93,7 +93,7 @@ def test_too_short_max_length_fails_instead_of_truncating():
 def test_a_cell_on_random_tokens_records_what_its_inputs_were():
     """A real cell (tiny Llama, CPU) runs on random-tokens-64: the record marks the data synthetic, says the
     ids are random, and the tokens it timed per step are batch × options × 64 × forwards."""
-    from zobench.worker import execute_cell
+    from zobench.run.worker import execute_cell
 
     cell = expand(load_suite("smoke"))[0]
     cell = dataclasses.replace(cell, task="random-tokens-64", split_sizes={"train": 8, "dev": 2, "test": 2},

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from zobench.report import markdown_report
-from zobench.store import load_results, write_record
-from zobench.suite import Overrides, expand, load_suite
-from zobench.worker import new_record
+from zobench.results.report import markdown_report
+from zobench.results.store import load_results, write_record
+from zobench.run.suite import Overrides, expand, load_suite
+from zobench.run.worker import new_record
 
 
 def test_an_oom_cell_shows_the_memory_it_reached(tmp_path):

@@ -6,9 +6,9 @@ import json
 
 import pandas as pd
 
-from zobench.store import is_done, load_results, read_record, record_path, write_record
-from zobench.suite import Overrides, expand, load_suite
-from zobench.worker import new_record
+from zobench.results.store import is_done, load_results, read_record, record_path, write_record
+from zobench.run.suite import Overrides, expand, load_suite
+from zobench.run.worker import new_record
 
 REQUIRED = ["suite", "model", "task", "method", "seed", "status", "accuracy", "peak_mem_bytes", "peak_mem_source",
             "step_time_s", "forwards_per_step", "divergence_events", "trainable_params"]

@@ -1,10 +1,11 @@
 """The code's shape: a torch-free front door, no import circle, methods that import only zobench.api,
-and records read once, along one road."""
+records read once, along one road, and a README layout that names every module."""
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from zobench.compare import compare
-from zobench.figures import step_time_figure
-from zobench.store import RECORD_COLUMN, load_results, write_record
-from zobench.suite import Overrides, expand, load_suite
-from zobench.thresholds import DEFAULT_THRESHOLDS
-from zobench.worker import new_record
+from zobench.results.compare import compare
+from zobench.results.figures import step_time_figure
+from zobench.results.store import RECORD_COLUMN, load_results, write_record
+from zobench.run.suite import Overrides, expand, load_suite
+from zobench.results.thresholds import DEFAULT_THRESHOLDS
+from zobench.run.worker import new_record
 
 HEAVY = ("torch", "transformers")  # what a command that runs no model must not load
 
@@ -30,8 +31,8 @@ def _python(code: str) -> subprocess.CompletedProcess:
 def test_the_front_door_modules_import_no_torch():
     """Importing the CLI, the API, suite parsing, the gate, the reader and the reports loads neither torch
     nor transformers (the issue's check: `import zobench.cli` leaves 'torch' out of sys.modules)."""
-    modules = ["zobench.cli", "zobench.api", "zobench.suite", "zobench.compare", "zobench.report", "zobench.store",
-               "zobench.records", "zobench.thresholds", "zobench.formatting", "zobench.html_report"]
+    modules = ["zobench.cli", "zobench.api", "zobench.run.suite", "zobench.results.compare", "zobench.results.report", "zobench.results.store",
+               "zobench.results.records", "zobench.results.thresholds", "zobench.results.formatting", "zobench.results.html_report"]
     code = f"""
 import importlib, sys
 for name in {modules!r}:
@@ -112,7 +113,7 @@ def _imports(tree: ast.AST, module: str, path: Path, known: set[str]) -> set[str
             if node.level:
                 anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{anchor}.{base}" if base else anchor
-            # `from zobench import figures` imports the module zobench.figures
+            # `from zobench.results import figures` imports the module zobench.results.figures
             found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names)
         for child in ast.iter_child_nodes(node):
             visit(child)
@@ -153,11 +154,11 @@ def _circle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_circle():
     """No zobench module imports, at module level or lazily in a function, a module that imports it back
-    (suite ↔ compare went through parse_thresholds; zobench.thresholds is the leaf both use now)."""
+    (suite ↔ compare went through parse_thresholds; zobench.results.thresholds is the leaf both use now)."""
     graph = import_graph()
     # the graph sees module-level imports, lazy ones (compare's gate loads the suite) and `from zobench import x`
-    assert {"zobench.thresholds", "zobench.suite", "zobench.store"} <= graph["zobench.compare"]
-    assert "zobench.figures" in graph["zobench.html_report"] and "zobench.thresholds" in graph["zobench.suite"]
+    assert {"zobench.results.thresholds", "zobench.run.suite", "zobench.results.store"} <= graph["zobench.results.compare"]
+    assert "zobench.results.figures" in graph["zobench.results.html_report"] and "zobench.results.thresholds" in graph["zobench.run.suite"]
     circle = _circle(graph)
     assert circle is None, "import circle: " + " → ".join(circle)
 
@@ -165,7 +166,7 @@ def test_no_import_circle():
 def test_the_circle_finder_finds_a_circle():
     """The check above can fail: a lazy import back from a leaf is a circle."""
     graph = import_graph()
-    graph["zobench.thresholds"] = graph["zobench.thresholds"] | {"zobench.suite"}
+    graph["zobench.results.thresholds"] = graph["zobench.results.thresholds"] | {"zobench.run.suite"}
     assert _circle(graph) is not None
 
 
@@ -203,3 +204,22 @@ def test_the_gate_and_figures_read_the_records_load_results_read(two_sides, tmp_
     assert [label.get_text() for label in ax.get_xticklabels()] == ["floor", "mezo"]
     # the median of the 5 timed steps (10.1 … 10.5 ms); with the warm-up step it would be 10.25
     assert any(abs(y - 10.3) < 1e-6 for line in ax.lines for y in line.get_ydata())
+
+
+def _layout_section() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    return readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_layout_names_every_package_and_module():
+    """The README's Layout section names every package of zobench/ (as ``name/``) and every module outside
+    tasks/ (whose modules it sums up as one per task), so a moved or added file shows up there too."""
+    layout = _layout_section()
+    words = set(re.findall(r"[a-z_]+(?:\.py|/)?", layout))
+    packages = sorted(p.parent for p in (REPO / "zobench").rglob("__init__.py") if p.parent != REPO / "zobench")
+    missing = [f"{p.name}/" for p in packages if f"{p.name}/" not in words]
+    for path in sorted((REPO / "zobench").rglob("*.py")):
+        if path.name != "__init__.py" and path.parent.name != "tasks":
+            if path.stem not in words and path.name not in words:
+                missing.append(str(path.relative_to(REPO)))
+    assert missing == [], f"not in the README's Layout section: {missing}"

@@ -16,8 +16,8 @@ from zobench.methods._directions import (generator, key_seed, lockstep, newton_s
 from zobench.methods._zo import draw_step_seed, gaussian_directions
 from zobench.models import load_model
 from zobench.scoring.causal_lm import classification_loss
-from zobench.suite import Overrides, expand, load_suite
-from zobench.worker import execute_cell
+from zobench.run.suite import Overrides, expand, load_suite
+from zobench.run.worker import execute_cell
 
 
 def step_seeds(seed: int, n: int) -> list[int]:

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO
 from zobench.api import UserError
-from zobench.suite import Overrides, expand, load_suite, parse_suite, pending_for, suite_names
+from zobench.run.suite import Overrides, expand, load_suite, parse_suite, pending_for, suite_names
 
 SUITE_FILES = sorted((REPO / "suites").rglob("*.yaml"))
 

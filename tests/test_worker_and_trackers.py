@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from zobench.api import Tracker
-from zobench.suite import Overrides, expand, load_suite
-from zobench.trackers.divergence import DivergenceTracker
-from zobench.trackers.step_time import StepTimeTracker
-from zobench.worker import execute_cell
+from zobench.run.suite import Overrides, expand, load_suite
+from zobench.measure.divergence import DivergenceTracker
+from zobench.measure.step_time import StepTimeTracker
+from zobench.run.worker import execute_cell
 
 
 def smoke_cell(method: str, **changes):
@@ -68,9 +68,9 @@ def test_divergence_tracker_counts_spikes_and_non_finite_losses():
 
 
 def test_cpu_peak_memory_moves_by_a_known_allocation_per_phase():
-    """Calibration (zobench.calibrate, as run on GPUs): a 256 MiB buffer held in the train phase raises that
+    """Calibration (zobench.measure.calibrate, as run on GPUs): a 256 MiB buffer held in the train phase raises that
     phase's kernel high-water mark and the monitor's RSS samples by 256 MiB ± 10%; the idle phase does not see it."""
-    from zobench.calibrate import calibrate
+    from zobench.measure.calibrate import calibrate
 
     size = 256 * 2**20
     result = calibrate("cpu", size)
@@ -87,29 +87,29 @@ def test_cpu_peak_memory_moves_by_a_known_allocation_per_phase():
 
 @pytest.mark.integration
 def test_calibration_cli_writes_json_and_rejects_bad_input(tmp_path):
-    """`python -m zobench.calibrate` exits 0 and writes its verdicts when every source is within ±10%; bad input
+    """`python -m zobench.measure.calibrate` exits 0 and writes its verdicts when every source is within ±10%; bad input
     is one line on stderr and exit 2."""
     import json
     import subprocess
     import sys
 
     out = tmp_path / "calib.json"
-    ok = subprocess.run([sys.executable, "-m", "zobench.calibrate", "--device", "cpu", "--size-mib", "128",
+    ok = subprocess.run([sys.executable, "-m", "zobench.measure.calibrate", "--device", "cpu", "--size-mib", "128",
                          "--out", str(out)], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     written = json.loads(out.read_text())
     assert written["ok"] and written["size_bytes"] == 128 * 2**20 and "PASSED" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "zobench.calibrate", "--device", "tpu"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "zobench.measure.calibrate", "--device", "tpu"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "unknown device" in bad.stderr
 
 
 @pytest.mark.gpu
 def test_gpu_nvml_process_memory_moves_by_a_known_allocation():
     """On a CUDA machine: a 1 GiB buffer moves NVML process memory and torch allocated by 1 GiB ± 10%."""
-    from zobench.calibrate import calibrate
+    from zobench.measure.calibrate import calibrate
 
     if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA device (run `python -m zobench.calibrate` there)")
+        pytest.skip("needs a CUDA device (run `python -m zobench.measure.calibrate` there)")
     result = calibrate("cuda", 2**30)
     assert result["checks"]["torch_max_allocated_bytes"]["ok"], result["checks"]
     assert result["peak_mem_source"] in ("nvml_process", "nvml_device_minus_baseline")
@@ -122,8 +122,8 @@ def test_without_a_gpu_nvml_is_reported_not_available_and_nothing_crashes():
 
     import pytest
 
-    from zobench.trackers.monitor import Monitor
-    from zobench.trackers.nvml import gpu_identity
+    from zobench.measure.monitor import Monitor
+    from zobench.measure.nvml import gpu_identity
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU; the real NVML path runs instead")

@@ -137,7 +137,7 @@ def test_step_ratio_benchmark_runs_and_reports_ratios_to_the_floor(tmp_path):
 
 def test_gpu_peak_bandwidth_table_tells_the_h100_variants_apart():
     """SXM, PCIe and NVL H100s and the H200 have different peaks; an unknown GPU has none."""
-    from zobench.gpu_peaks import peak_bandwidth
+    from zobench.measure.gpu_peaks import peak_bandwidth
 
     assert peak_bandwidth("NVIDIA H100 80GB HBM3") == 3.35e12
     assert peak_bandwidth("NVIDIA H100 PCIe") == 2.0e12
@@ -149,7 +149,7 @@ def test_gpu_peak_bandwidth_table_tells_the_h100_variants_apart():
 
 def test_half_precision_restore_drift_becomes_a_divergence_event():
     """bf16 MeZO at the paper's lr drifts more per cycle than it learns: a restore_drift event; fp32 does not."""
-    from zobench.trackers.divergence import DivergenceTracker
+    from zobench.measure.divergence import DivergenceTracker
 
     events = {}
     for dtype in (torch.float32, torch.bfloat16):

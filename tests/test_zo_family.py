@@ -491,7 +491,7 @@ def test_smollm2_frontier_spends_an_equal_forward_budget(tiny_batch):
     from zobench.models import load_model
     from zobench.registry import make_args, method_module
     from zobench.scoring.causal_lm import classification_loss
-    from zobench.suite import Overrides, expand, load_suite
+    from zobench.run.suite import Overrides, expand, load_suite
 
     class CountingBatches:
         def __init__(self, model):

@@ -227,8 +227,8 @@ class Measured:
 class Tracker(Protocol):
     """Observes a cell; never steers it (the worker's loop applies the policy to the events it returns).
 
-    The cell's lifecycle, in the order the worker calls it (zobench/trackers/measurement.py fans
-    every call out to the trackers listed in zobench/trackers/registry.py):
+    The cell's lifecycle, in the order the worker calls it (zobench/measure/measurement.py fans
+    every call out to the trackers listed in zobench/measure/registry.py):
     - built by its factory from a ``TrackerContext`` when the cell starts, before the model loads;
     - ``phase(name)`` at every change of phase: "load", "eval", "train" (phases recur);
     - ``start(TrainingStart)`` once the method is built;
@@ -274,16 +274,16 @@ class PhaseTracker:
         return []
 
 
-TrackerFactory = Callable[[TrackerContext], Tracker]  # what zobench/trackers/registry.py lists
+TrackerFactory = Callable[[TrackerContext], Tracker]  # what zobench/measure/registry.py lists
 
 
 @runtime_checkable
 class Executor(Protocol):
     """Where cells run: this host (``local``), a Ray cluster (``ray``) or Slurm (``slurm``).
 
-    The driver (zobench.executors.driver) skips finished cells, claims each cell
-    (zobench.claims), ``submit``s it and writes the records ``wait`` hands back; every
-    engine runs the same isolated cell process (zobench.executors.entry), so records,
+    The driver (zobench.run.executors.driver) skips finished cells, claims each cell
+    (zobench.run.claims), ``submit``s it and writes the records ``wait`` hands back; every
+    engine runs the same isolated cell process (zobench.run.executors.entry), so records,
     trackers and the layout are the same whichever engine ran them.
     """
 
@@ -330,7 +330,7 @@ def ranged(default: Any, *, ge: float | None = None, gt: float | None = None, le
            lt: float | None = None) -> Any:
     """A method's ``Args`` field with ``default`` and a declared valid range, e.g. ``lr: float = ranged(1e-6, gt=0)``.
 
-    ``zobench.registry.make_args`` reads the declaration (zobench.ranges) and refuses a value
+    ``zobench.registry.make_args`` reads the declaration (zobench.run.ranges) and refuses a value
     outside it before the first cell starts."""
     return dataclasses.field(default=default, metadata={RANGE_KEY: Range(ge=ge, gt=gt, le=le, lt=lt)})
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from zobench.api import Cell, Executor
-from zobench.env import provenance
-from zobench.executors.driver import drive
-from zobench.store import atomic_write_text
-from zobench.suite import Overrides, expand, load_suite
+from zobench.measure.env import provenance
+from zobench.run.executors.driver import drive
+from zobench.results.store import atomic_write_text
+from zobench.run.suite import Overrides, expand, load_suite
 
 
 def tiny_cells(n: int, steps: int) -> list[Cell]:
@@ -68,7 +68,7 @@ def timed(make: Callable[[Path], Executor], cells: list[Cell], one_at_a_time: bo
 
 
 def local(results: Path) -> Executor:
-    from zobench.executors.local import LocalExecutor
+    from zobench.run.executors.local import LocalExecutor
 
     return LocalExecutor(gpus=[])
 
@@ -77,7 +77,7 @@ def ray_with(workers: int) -> Callable[[Path], Executor]:
     def make(results: Path) -> Executor:
         import ray
 
-        from zobench.executors.ray import RayExecutor
+        from zobench.run.executors.ray import RayExecutor
 
         if ray.is_initialized():
             ray.shutdown()
@@ -87,7 +87,7 @@ def ray_with(workers: int) -> Callable[[Path], Executor]:
 
 
 def slurm(results: Path) -> Executor:
-    from zobench.executors.slurm import SlurmExecutor
+    from zobench.run.executors.slurm import SlurmExecutor
 
     return SlurmExecutor(results, cpus=1)
 

@@ -8,7 +8,7 @@ step), ``mezo-pipeline`` (2 passes a step) and ``mezo-torch`` (the papers' torch
 Also times one z pass alone (add c·z to every weight) per generator, and the 2-term pass the
 pipeline uses. On a GPU it reports the bytes a z pass must move (each weight read and written
 once: z is never stored), the achieved GB/s, and that as a fraction of the GPU model's peak
-(zobench/gpu_peaks.py), with the GPU's name and SM count.
+(zobench/measure/gpu_peaks.py), with the GPU's name and SM count.
 Usage: ``python -m zobench.bench_step [--model smollm2-135m] [--batch 16] [--tokens 64] [--dtype bf16] [--out FILE]``.
 """
 
@@ -24,15 +24,15 @@ from typing import Callable
 import torch
 
 from zobench.api import flush
-from zobench.env import provenance
-from zobench.gpu_peaks import peak_bandwidth
+from zobench.measure.env import provenance
+from zobench.measure.gpu_peaks import peak_bandwidth
 from zobench.methods._counter_directions import CounterDirections
 from zobench.methods._zgen import axpy_
 from zobench.methods._zo import perturb_
 from zobench.models import load_model
 from zobench.registry import make_args, method_module
-from zobench.store import atomic_write_text
-from zobench.trackers.memory import reset_vm_hwm, vm_hwm_bytes
+from zobench.results.store import atomic_write_text
+from zobench.measure.memory import reset_vm_hwm, vm_hwm_bytes
 
 # row name → (method file, options): the rows of the table, in order.
 ROWS: dict[str, tuple[str, dict]] = {

@@ -19,14 +19,14 @@ from typing import Callable
 import torch
 
 from zobench.api import TrainingPlan
-from zobench.env import provenance
+from zobench.measure.env import provenance
 from zobench.methods import adazeta
 from zobench.methods._tt import CONTRACTIONS
 from zobench.methods._tt_adapters import ADAZETA_PRESETS_64, TTAdapter
 from zobench.methods._zo import perturb_
 from zobench.models import load_model
 from zobench.registry import make_args
-from zobench.store import atomic_write_text
+from zobench.results.store import atomic_write_text
 
 
 def timed(fn: Callable[[], object], device: str) -> float:

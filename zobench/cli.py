@@ -51,7 +51,7 @@ ResultsDir = typer.Option(Path("results"), "--results-dir", help="where records 
 
 def _fail(exc: Exception) -> None:
     """One line on stderr: 2 for bad input, WRITE_ERROR_EXIT when results cannot be written."""
-    from zobench.store import WRITE_ERROR_EXIT, WriteError
+    from zobench.results.store import WRITE_ERROR_EXIT, WriteError
 
     message = " ".join(str(exc).split())  # one line, whatever the message held
     typer.echo(f"error: {message}", err=True)
@@ -59,7 +59,7 @@ def _fail(exc: Exception) -> None:
 
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
-    from zobench.signals import exit_code
+    from zobench.run.signals import exit_code
 
     typer.echo("interrupted: outstanding cells cancelled, finished cells are saved; run the same command again "
                "to resume", err=True)
@@ -105,7 +105,7 @@ def _split_sizes(values: Optional[list[str]]) -> Optional[dict[str, int]]:
 
 
 def _load(results_dir: Path, suite: Optional[str]):
-    from zobench.store import load_results
+    from zobench.results.store import load_results
 
     df = load_results(results_dir)
     if suite is not None:
@@ -137,13 +137,13 @@ def run(
     detach: bool = typer.Option(False, "--detach", help="slurm: return once every job is submitted (see zobench status)"),
 ) -> None:
     """Run a suite: every cell in its own process; records land in RESULTS_DIR."""
-    from zobench.executors import executor_spec, prepare
+    from zobench.run.executors import executor_spec, prepare
     from zobench.paths import checked_child
-    from zobench.report import markdown_report
-    from zobench.runner import preflight, run_cells
-    from zobench.signals import terminate_as_interrupt
-    from zobench.store import WriteError, atomic_write_text, check_writable, is_done
-    from zobench.suite import Overrides, expand, load_suite, pending_for
+    from zobench.results.report import markdown_report
+    from zobench.run.runner import preflight, run_cells
+    from zobench.run.signals import terminate_as_interrupt
+    from zobench.results.store import WriteError, atomic_write_text, check_writable, is_done
+    from zobench.run.suite import Overrides, expand, load_suite, pending_for
     from zobench.tasks._data import resolve_data_dir
 
     try:
@@ -208,7 +208,7 @@ def status(
     results_dir: Path = ResultsDir,
 ) -> None:
     """Each cell's state: pending, running, done (with its status) or failed, with job ids."""
-    from zobench.executors.status import cell_states, suites_in
+    from zobench.run.executors.status import cell_states, suites_in
 
     try:
         names = [suite] if suite else suites_in(results_dir)
@@ -232,7 +232,7 @@ def cancel(
     results_dir: Path = ResultsDir,
 ) -> None:
     """Cancel a suite's Slurm jobs (scancel) and free their cells; Ray and local runs stop with Ctrl-C."""
-    from zobench.executors.status import cancel_suite
+    from zobench.run.executors.status import cancel_suite
 
     try:
         cancelled, others = cancel_suite(results_dir, suite)
@@ -255,7 +255,7 @@ class Listable(str, Enum):
 def list_(what: Listable = typer.Argument(..., help="suites, methods, tasks or models")) -> None:
     """List what zobench can run."""
     if what is Listable.suites:
-        from zobench.suite import load_suite, suite_names
+        from zobench.run.suite import load_suite, suite_names
 
         for name in suite_names():
             typer.echo(f"{name:24} {load_suite(name).settings['description']}")
@@ -297,14 +297,14 @@ def report(
     html: Optional[Path] = typer.Option(None, "--html", help="also write a self-contained HTML page with figures here"),
 ) -> None:
     """The comparison table of the stored records (ratios to the inference floor); --html adds figures."""
-    from zobench.report import markdown_report
-    from zobench.store import WriteError, atomic_write_text
+    from zobench.results.report import markdown_report
+    from zobench.results.store import WriteError, atomic_write_text
 
     try:
         df = _load(results_dir, suite)
         text = markdown_report(df)
         if html is not None:
-            from zobench.html_report import html_report
+            from zobench.results.html_report import html_report
 
             atomic_write_text(_into(html, "report.html"), html_report(df, f"zobench report: {suite or results_dir}"))
         if out is not None:
@@ -326,8 +326,8 @@ def compare(
 ) -> None:
     """The regression gate: exit 1 when HEAD regresses on BASE (or lacks its cells), 0 otherwise, 2 on bad input
     or when no cell is on both sides."""
-    from zobench.compare import gate, parse_overrides, render
-    from zobench.store import WriteError, atomic_write_text
+    from zobench.results.compare import gate, parse_overrides, render
+    from zobench.results.store import WriteError, atomic_write_text
 
     try:
         result = gate(base, head, suite, parse_overrides(threshold), allow_missing=allow_missing)
@@ -351,7 +351,7 @@ def asv_record(
     publish: bool = typer.Option(True, "--publish/--no-publish", help="then run `asv publish`"),
 ) -> None:
     """Save one commit's records as asv results (benchmarks/records.py) and publish the history."""
-    from zobench import asv_flow
+    from zobench.results import asv_flow
 
     from zobench.paths import check_sha
 
@@ -385,11 +385,11 @@ def nightly(
     executor: Optional[str] = typer.Option(None, "--executor", help="local, ray or slurm (default: the suite's, else local)"),
 ) -> None:
     """The nightly job: run, store, compare with the baseline, asv record + publish, reports. Exit 1 on a regression."""
-    from zobench import asv_flow
-    from zobench.nightly import NightlyArgs
-    from zobench.nightly import nightly as run_nightly
-    from zobench.signals import terminate_as_interrupt
-    from zobench.store import WriteError
+    from zobench.results import asv_flow
+    from zobench.results.nightly import NightlyArgs
+    from zobench.results.nightly import nightly as run_nightly
+    from zobench.run.signals import terminate_as_interrupt
+    from zobench.results.store import WriteError
 
     args = NightlyArgs(suite=suite, store=store, out=out, commit=commit, baseline=baseline,
                        asv_config=None if no_asv else asv_config, machine=machine, accept=accept, data_dir=data_dir,

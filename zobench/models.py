@@ -201,7 +201,7 @@ def _auto_class(config):
 def load_model(name: str, dtype: str, device: str, seed: int = 0,
                num_labels: int | None = None, gpus: int = 1) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
     """Load a causal or masked LM (a classifier for minilm-l6, with ``num_labels`` outputs)
-    with its tokenizer, in eval mode; with ``gpus`` > 1, spread across that many GPUs (zobench.multigpu)."""
+    with its tokenizer, in eval mode; with ``gpus`` > 1, spread across that many GPUs (zobench.run.multigpu)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     torch_dtype = DTYPES[dtype]
@@ -226,7 +226,7 @@ def load_model(name: str, dtype: str, device: str, seed: int = 0,
                                                                    dtype=torch_dtype).to(device)
         tokenizer = AutoTokenizer.from_pretrained(source.location)
     elif gpus > 1:  # larger than one GPU: weights stream straight onto the cell's GPUs, never through CPU
-        from zobench.multigpu import device_map_kwargs
+        from zobench.run.multigpu import device_map_kwargs
 
         auto = _auto_class(AutoConfig.from_pretrained(source.location))
         model = auto.from_pretrained(source.location, dtype=torch_dtype, **device_map_kwargs(gpus))
@@ -237,7 +237,7 @@ def load_model(name: str, dtype: str, device: str, seed: int = 0,
         model = auto.from_pretrained(source.location, dtype=torch_dtype).to(device)
         tokenizer = AutoTokenizer.from_pretrained(source.location)
     if gpus > 1 and not placed:  # built or loaded on one device: spread it now
-        from zobench.multigpu import spread
+        from zobench.run.multigpu import spread
 
         model = spread(model, gpus)
     model.eval()

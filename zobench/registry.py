@@ -15,7 +15,7 @@ from typing import Any
 
 from zobench.api import UserError
 from zobench.paths import shorten
-from zobench.ranges import check_range, field_range
+from zobench.run.ranges import check_range, field_range
 
 
 def method_names() -> list[str]:
