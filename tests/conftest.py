@@ -15,6 +15,7 @@ tests of facts about the real files.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import subprocess
 import sys
@@ -112,3 +113,16 @@ def smoke_records(smoke_run) -> Path:
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _freeze_what_exists():
+    """Before each test module, freeze what exists (torch, transformers, the test modules, what earlier
+    modules keep alive) out of the garbage collector's reach. Every cell run in this process calls the
+    memory tracker, which at each phase collects garbage and walks every live object
+    (zobench/measure/heap.py): over a test session's objects that was most of a pinned-loss cell's
+    time (1.4 s of a cell taking 0.2 s over what it made itself). Collected first, so no garbage is frozen;
+    what the tests create stays collectable, and live_tensor_bytes counts the same tensors in a cell's
+    baseline and in its phases (frozen ones in neither), so the tracker's figures keep their meaning."""
+    gc.collect()
+    gc.freeze()

@@ -142,6 +142,7 @@ def test_nightly_commit_must_be_a_hex_sha(tmp_path, commit):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.integration
 def test_nightly_commit_subprocess(tmp_path):
     """The same through the real command line."""
     proc = zobench("nightly", "--suite", suite_file(tmp_path), "--store", tmp_path / "store", "--commit", "../../x",
@@ -192,6 +193,7 @@ def test_hyperparameters_out_of_range_are_refused(tmp_path, methods, says):
     refused_run(tmp_path, suite_file(tmp_path, methods=methods), says=says)
 
 
+@pytest.mark.integration
 def test_hyperparameter_subprocess(tmp_path):
     """`lr: .nan` through the real command line."""
     text = yaml.safe_dump(BASE).replace("mezo: {}", "mezo: {lr: .nan}")
@@ -249,6 +251,7 @@ def test_bad_options_are_one_line(tmp_path, args, says):
     assert_refused(result.exit_code, result.stderr, tmp_path, before, says)
 
 
+@pytest.mark.integration
 def test_bad_option_subprocess(tmp_path):
     proc = zobench("run", "--steps", "0", "--results-dir", tmp_path / "res", cwd=tmp_path)
     assert_refused(proc.returncode, proc.stderr, tmp_path, {}, says="--steps")
@@ -266,6 +269,7 @@ def test_data_dir_without_the_task_is_refused(tmp_path):
     refused_run(tmp_path, suite_file(tmp_path, tasks=["sst2"]), "--data-dir", tmp_path / "data", says="sst")
 
 
+@pytest.mark.integration
 def test_data_subprocess(tmp_path):
     proc = zobench("run", "--suite", suite_file(tmp_path, tasks=["sst2"]), "--data-dir", tmp_path / "nowhere",
                    "--results-dir", tmp_path / "res", cwd=tmp_path)

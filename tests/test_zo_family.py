@@ -485,6 +485,7 @@ methods:
     assert 0.9 * state <= rise <= 1.5 * state, f"rise {rise / 2**20:.0f} MiB vs state {state / 2**20:.0f} MiB"
 
 
+@pytest.mark.integration  # a real loop: ~1000 forwards through 17 methods (10 s), too costly for the unit tier
 def test_smollm2_frontier_spends_an_equal_forward_budget(tiny_batch):
     """Every method of smollm2-zo-frontier runs its steps within 5 forwards under the 64-forward
     budget, counted as the closures run (on the tiny model; the count depends on the method only)."""
