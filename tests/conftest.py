@@ -2,8 +2,9 @@
 
 Tiers are markers (declared in pyproject.toml): ``unit`` (in-process, no model files; the default,
 given here to every test not marked otherwise), ``integration`` (subprocesses: the CLI, suites,
-executors) and ``real`` (SmolLM2, MiniLM, the staged benchmark data). ``pytest -m unit`` is the quick
-loop; ``.ci/run`` runs every tier. A test that uses a fixture in ``TIER_OF_FIXTURE`` gets its tier
+executors; and in-process checks too costly for the quick loop) and ``real`` (SmolLM2, MiniLM, the
+staged benchmark data). ``pytest -m unit`` is the quick loop, under 2 minutes on 2 cores; ``.ci/run``
+runs every tier. A test that uses a fixture in ``TIER_OF_FIXTURE`` gets its tier
 from it (the session's smoke run is integration, the staged data real), so no test forgets it.
 
 Task data: ``data_dir`` gives each test that reads task files twice: the committed SYNTHETIC
