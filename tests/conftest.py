@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,13 @@ import torch
 from zobench.models import load_model
 from zobench.scoring.causal_lm import collate, encode
 from zobench.tasks import get_task
+
+# A shell starts background jobs (`cmd &` without job control, nohup) with SIGINT ignored, and an
+# ignored signal is inherited across exec: then neither this process nor the `zobench run`s the Ctrl-C
+# tests start would ever see a Ctrl-C, and those tests would fail for the launcher's reason, not
+# zobench's. Python's own handler here is what an interactive terminal gives; exec resets a handled
+# signal to its default in the children, so they get Ctrl-C as a user's shell would deliver it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_DATA = REPO / "tests" / "data"  # SYNTHETIC rows in the staged layout (tests/data/README.md)
