@@ -59,6 +59,20 @@ def test_stream_does_not_depend_on_chunking_or_threads():
         torch.set_num_threads(threads)
 
 
+def test_vector_and_scalar_philox_paths_agree_where_the_counter_carries():
+    """A shard of 16 elements spans at most 5 counters, too few for the 8-counter vector loop, so
+    shards take the scalar Philox path and the whole tensor the vector one. Around counter 2³²,
+    where the low word wraps and the high word carries, both give the same bits."""
+    start, n = 4 * (2**32 - 37) + 3, 4_000
+    whole = _zgen.fill(torch.empty(n), 21, 6, offset=start)
+    shards = torch.empty(n)
+    for lo in range(0, n, 16):
+        _zgen.fill(shards[lo:lo + 16], 21, 6, offset=start + lo)
+    assert torch.equal(whole, shards)
+    beyond_2_32 = _zgen.fill(torch.empty(8), 21, 6, offset=4 * 2**32)
+    assert not torch.equal(_zgen.draw((8,), 21, 6), beyond_2_32)  # the high word is part of the counter
+
+
 def test_a_tensor_split_into_shards_gets_the_same_values():
     """Each shard passes its global element offset: the concatenated shards equal the whole tensor."""
     whole = torch.linspace(-1, 1, 50_001)

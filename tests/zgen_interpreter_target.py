@@ -22,6 +22,8 @@ CASES = [
     ("fp16-gauss", torch.float16, "gaussian", 4_096, 2, [(11, 0.5)]),
     ("fp64-gauss", torch.float64, "gaussian", 2_000, 0, [(7, 0.1)]),
     ("fp32-rademacher", torch.float32, "rademacher", 4_000, 1, [(5, 0.3), (6, 0.7)]),
+    # counters 2³² − 5 … 2³² + 24: the counter's low word wraps and its high word carries
+    ("fp32-counter-carry", torch.float32, "gaussian", 117, 4 * (2**32 - 5) + 1, [(21, 1.0)]),
 ]
 
 
