@@ -50,6 +50,7 @@ def test_run_show_report_and_resume(smoke_run, tmp_path):
         assert m["steps_done"] == 8 and m["step_time_s"] > 0 and m["peak_mem_bytes"] > 0
         assert record["data"]["synthetic"] is True and record["data"]["split_sizes"] == {"train": 16, "dev": 8, "test": 8}
         assert record["env"]["versions"]["torch"] and "git_sha" in record["env"] and record["env"]["dtype"] == "fp32"
+        assert record["env"]["cpu_model"] and isinstance(record["env"]["cpu_vector_isa"], list)  # CPU timings depend on both
         assert record["method_info"]["variant"]
     assert (res / "reports" / "smoke.md").is_file()
     assert "| mezo | ok 1 |" in smoke_run.stdout and "× floor" in smoke_run.stdout and "SYNTHETIC" in smoke_run.stdout
