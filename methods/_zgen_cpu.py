@@ -77,7 +77,7 @@ def _gauss_pair() -> str:
     return r"""// Two uint32 words -> two normals (Box-Muller), with only IEEE-exact operations (see _zgen.py).
 // Written without branches or select chains (integer masks instead) so that compilers vectorise
 // it on every vector ISA: with AVX2 alone, GCC refused the ternary chains ("control flow in loop")
-// and ran this scalar, 5x slower. Every value equals the Triton kernel's operation by operation:
+// and ran this scalar, 3x slower. Every value equals the Triton kernel's operation by operation:
 // halving m in [1, 2) is exactly an exponent decrement, comparing positive floats is comparing
 // their bits, and flipping the sign bit is IEEE negation.
 inline void gauss_pair(uint32_t xa, uint32_t xb, float* out) {

@@ -33,7 +33,8 @@ C0, C1, C2, C3, C4, C5, C6 = (tl.constexpr(c) for c in _zgen_constants.COS_COEFF
 
 @triton.jit
 def _gauss_pair(xa, xb):
-    """Two uint32 words → two normals, operation for operation as gauss_pair in _zgen_cpu.py."""
+    """Two uint32 words → two normals, value for value as gauss_pair in _zgen_cpu.py (which writes the
+    selects below as bit operations, so that CPU compilers vectorise it; the bits are the same)."""
     u = ((xa >> 8) + 1).to(tl.float32) * TWO_M24
     bits = u.to(tl.uint32, bitcast=True)
     k = (bits >> 23).to(tl.int32) - 127
