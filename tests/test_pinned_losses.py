@@ -21,10 +21,15 @@ from zobench.registry import method_names
 
 PINS = {k: v for k, v in load_pins().items() if not k.startswith("_")}
 REL = 1e-6
+# FZOO divides each step by the spread of its N losses at ε = 1e-3, so the last bits in which two CPUs'
+# fp32 matmul kernels differ come back 10⁴× larger: step 2 read 0.7146126 on the AVX-512 Xeon that
+# pinned it and 0.7146368 on an AVX2 EPYC (3.4e-5 apart). A real change (say, the unbiased σ instead
+# of the population σ) moves it by 8e-3.
+REL_BY_METHOD = {"fzoo": 3e-4}
 
 
-def close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=REL, abs_tol=1e-12)
+def close(a: float, b: float, rel: float = REL) -> bool:
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
 
 
 def test_every_method_has_a_pin_and_every_pin_a_method():
@@ -39,10 +44,11 @@ def test_losses_equal_the_pins(name):
         pytest.fail(f"no pin for method {name!r}: run .venv/bin/python -m tests.pin_losses --update {name}")
     pin = PINS[name]
     got = run_pinned(name, pin["args"])
+    rel = REL_BY_METHOD.get(name, REL)
     hint = f"{name}: got {got['loss']}, pinned {pin['loss']} (intended? see tests/pin_losses.py)"
     assert len(got["loss"]) == len(pin["loss"]) == 3, hint
-    assert all(close(a, b) for a, b in zip(got["loss"], pin["loss"])), hint
+    assert all(close(a, b, rel) for a, b in zip(got["loss"], pin["loss"])), hint
     assert got["forwards"] == pin["forwards"], f"{name}: forwards {got['forwards']}, pinned {pin['forwards']}"
     assert got["variant"] == pin["variant"]
     assert [row[:2] for row in got["dev"]] == [row[:2] for row in pin["dev"]], f"{name}: dev accuracy moved"
-    assert all(close(a[2], b[2]) for a, b in zip(got["dev"], pin["dev"])), f"{name}: dev loss {got['dev']} vs {pin['dev']}"
+    assert all(close(a[2], b[2], rel) for a, b in zip(got["dev"], pin["dev"])), f"{name}: dev loss {got['dev']} vs {pin['dev']}"
